@@ -1,0 +1,105 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { repoRoot, scratchDir } from "../src/paths.js";
+import { eventually } from "../src/poll.js";
+import { ManagedProcess } from "../src/supervisor.js";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const owners: ChildProcess[] = [];
+afterEach(() => {
+  for (const o of owners.splice(0)) if (o.pid) killGroup(o.pid, "SIGKILL");
+});
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* gone */
+  }
+}
+
+/**
+ * Starts a stand-in test run in its own process group, as a terminal would,
+ * and waits until it has written its component pids.
+ */
+async function startOwner(args: string[]): Promise<{ owner: ChildProcess; pids: number[] }> {
+  const dir = scratchDir("owner");
+  const pidFile = join(dir, "pids.json");
+  const owner = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: { ...process.env, PID_FILE: pidFile },
+    stdio: "ignore",
+    detached: true,
+  });
+  owners.push(owner);
+  const pids = await eventually(() => JSON.parse(readFileSync(pidFile, "utf8")) as number[], {
+    what: "the owner to start its components",
+    timeoutMs: 60_000,
+    intervalMs: 200,
+  });
+  rmSync(dir, { recursive: true, force: true });
+  for (const pid of pids) expect(alive(pid)).toBe(true);
+  return { owner, pids };
+}
+
+describe("process supervisor", () => {
+  it("waits for readiness and reports a process that never gets ready with its log", async () => {
+    const proc = new ManagedProcess({
+      name: "never-ready",
+      command: "sh",
+      args: ["-c", "echo booting but never ready; sleep 30"],
+      ready: () => false,
+      readyTimeoutMs: 500,
+    });
+    await expect(proc.start()).rejects.toThrow(/not ready within 500 ms[\s\S]*booting but never ready/);
+    expect(proc.running).toBe(false);
+  });
+
+  it("reports a process that exits during start-up with its log", async () => {
+    const proc = new ManagedProcess({ name: "crasher", command: "sh", args: ["-c", "echo bad flag >&2; exit 3"], ready: () => false });
+    await expect(proc.start()).rejects.toThrow(/exited early \(code 3[\s\S]*bad flag/);
+  });
+
+  it("stops gracefully, and SIGKILLs what ignores SIGTERM after the timeout", async () => {
+    const proc: ManagedProcess = new ManagedProcess({
+      name: "stubborn",
+      command: "sh",
+      args: ["-c", "trap '' TERM; echo trapped; while true; do sleep 0.1; done"],
+      ready: () => proc.logTail().includes("trapped"),
+      stopTimeoutMs: 300,
+    });
+    await proc.start();
+    const status = await proc.stop();
+    expect(status.signal).toBe("SIGKILL");
+    expect(alive(proc.pid ?? 0)).toBe(false);
+  });
+
+  it("leaves no component running when its owner gets SIGINT (Ctrl-C)", async () => {
+    const { owner, pids } = await startOwner(["--import", "tsx", "harness/test/fixtures/owner.ts"]);
+    killGroup(owner.pid ?? 0, "SIGINT"); // what Ctrl-C does: the whole foreground group
+    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
+  });
+
+  it("leaves no component running when its owner is SIGKILLed (the watchdog reaps them)", async () => {
+    const { owner, pids } = await startOwner(["--import", "tsx", "harness/test/fixtures/owner.ts"]);
+    killGroup(owner.pid ?? 0, "SIGKILL");
+    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
+  });
+
+  it("leaves no component running when a vitest run is interrupted mid-suite", async () => {
+    const vitest = join(repoRoot, "node_modules", "vitest", "vitest.mjs");
+    const { owner, pids } = await startOwner([vitest, "run", "--config", "harness/test/fixtures/vitest.sigint.config.ts"]);
+    killGroup(owner.pid ?? 0, "SIGINT");
+    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 20_000 });
+  });
+});

@@ -83,7 +83,7 @@ async function up(flags: Set<string>): Promise<void> {
     () => {
       const s = readState();
       if (!alive(child.pid ?? 0) && s?.status !== "ready") throw new Error(`the stack process exited; see ${log}`);
-      return s?.pid === child.pid && s.status !== "starting" ? s : false;
+      return s && s.pid === child.pid && s.status !== "starting" ? s : false;
     },
     { what: "the stack to start", timeoutMs: 180_000, intervalMs: 250 },
   ).catch((err: Error) => fail(`${err.message}\n${existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(-30).join("\n") : ""}`));

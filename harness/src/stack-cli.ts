@@ -10,7 +10,7 @@ import { eventually } from "./poll.js";
 import { LocalStack, type StackEndpoints } from "./stack.js";
 
 const STATE = join(repoRoot, "results", "stack.json");
-const USAGE = `usage: stack-cli.ts up [--sentinel] [--no-gateway] [--foreground] | down`;
+const USAGE = `usage: stack-cli.ts up [--sentinel] [--no-gateway] [--foreground] | down | dev`;
 
 interface StackState extends Partial<StackEndpoints> {
   pid: number;
@@ -105,10 +105,41 @@ async function down(): Promise<void> {
   process.stdout.write(`stack stopped (pid ${state.pid})\n`);
 }
 
+/**
+ * `task gateway:dev`: the stack without a gateway, and the gateway in the
+ * foreground under `node --watch`, restarted on every code change.
+ */
+async function dev(): Promise<void> {
+  const stack = await new LocalStack().withoutGateway().start();
+  const e = stack.endpoints();
+  const config = join(currentRunDir(), "gateway-dev.yaml");
+  writeFileSync(
+    config,
+    [
+      "server: { listenAddress: 127.0.0.1:8080 }",
+      `redis: { url: "${"url" in e.redis ? e.redis.url : ""}" }`,
+      `kubernetes: { mode: kubeconfig, kubeconfigPath: "${e.kubeconfig}" }`,
+      `dataStorage: { url: "${e.dataStorage.url}", journalDir: "${join(currentRunDir(), "audit-journal")}" }`,
+      "logLevel: debug",
+      "",
+    ].join("\n"),
+  );
+  process.stdout.write(`infrastructure ready:\n${JSON.stringify(e, null, 2)}\ngateway config: ${config}\n`);
+  const main = join(repoRoot, "gateway", "src", "main.ts");
+  const gateway = spawn(process.execPath, ["--watch", "--import", "tsx", main, "--config", config], { cwd: repoRoot, stdio: "inherit" });
+  const stop = () => {
+    gateway.kill("SIGTERM");
+    void stack.stop().finally(() => process.exit(0));
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
 const [command, ...rest] = process.argv.slice(2);
 const flags = new Set(rest);
 const known = new Set(["--sentinel", "--no-gateway", "--foreground"]);
 for (const f of flags) if (!known.has(f)) fail(`unknown flag '${f}'\n${USAGE}`, 2);
 if (command === "up") await (flags.has("--foreground") ? runForeground(flags) : up(flags));
 else if (command === "down") await down();
+else if (command === "dev") await dev();
 else fail(`unknown command '${command ?? ""}'\n${USAGE}`, 2);

@@ -47,7 +47,10 @@ function fail(message: string, code = 1): never {
 
 async function runForeground(flags: Set<string>): Promise<void> {
   writeState({ pid: process.pid, status: "starting" });
-  const builder = new LocalStack().withNamespaces({ production: { environment: "production" }, staging: { environment: "staging" } });
+  const builder = new LocalStack().withNamespaces({
+    production: { environment: "production" },
+    staging: { environment: "staging" },
+  });
   if (flags.has("--sentinel")) builder.withSentinel();
   if (flags.has("--no-gateway")) builder.withoutGateway();
   try {
@@ -70,14 +73,19 @@ async function runForeground(flags: Set<string>): Promise<void> {
 
 async function up(flags: Set<string>): Promise<void> {
   const current = readState();
-  if (current && alive(current.pid)) fail(`a stack is already running (pid ${current.pid}); run 'task stack:down' first`);
+  if (current && alive(current.pid))
+    fail(`a stack is already running (pid ${current.pid}); run 'task stack:down' first`);
   const log = join(currentRunDir(), "stack.log");
   const out = openSync(log, "a");
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "up", "--foreground", ...flags], {
-    cwd: repoRoot,
-    detached: true,
-    stdio: ["ignore", out, out],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(import.meta.url), "up", "--foreground", ...flags],
+    {
+      cwd: repoRoot,
+      detached: true,
+      stdio: ["ignore", out, out],
+    },
+  );
   child.unref();
   const state = await eventually(
     () => {
@@ -86,9 +94,13 @@ async function up(flags: Set<string>): Promise<void> {
       return s && s.pid === child.pid && s.status !== "starting" ? s : false;
     },
     { what: "the stack to start", timeoutMs: 180_000, intervalMs: 250 },
-  ).catch((err: Error) => fail(`${err.message}\n${existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(-30).join("\n") : ""}`));
+  ).catch((err: Error) =>
+    fail(`${err.message}\n${existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(-30).join("\n") : ""}`),
+  );
   if (state.status === "failed") fail(`the stack failed to start: ${state.error}`);
-  process.stdout.write(`stack ready (pid ${state.pid}); endpoints written to ${STATE}:\n${JSON.stringify(state, null, 2)}\n`);
+  process.stdout.write(
+    `stack ready (pid ${state.pid}); endpoints written to ${STATE}:\n${JSON.stringify(state, null, 2)}\n`,
+  );
   if (state.gateway) process.stdout.write(`try: curl -s ${state.gateway.url}/readyz\n`);
 }
 
@@ -100,7 +112,11 @@ async function down(): Promise<void> {
     return;
   }
   process.kill(state.pid, "SIGTERM");
-  await eventually(() => !alive(state.pid), { what: `stack process ${state.pid} to exit`, timeoutMs: 60_000, intervalMs: 250 });
+  await eventually(() => !alive(state.pid), {
+    what: `stack process ${state.pid} to exit`,
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
   rmSync(STATE, { force: true });
   process.stdout.write(`stack stopped (pid ${state.pid})\n`);
 }
@@ -126,7 +142,10 @@ async function dev(): Promise<void> {
   );
   process.stdout.write(`infrastructure ready:\n${JSON.stringify(e, null, 2)}\ngateway config: ${config}\n`);
   const main = join(repoRoot, "gateway", "src", "main.ts");
-  const gateway = spawn(process.execPath, ["--watch", "--import", "tsx", main, "--config", config], { cwd: repoRoot, stdio: "inherit" });
+  const gateway = spawn(process.execPath, ["--watch", "--import", "tsx", main, "--config", config], {
+    cwd: repoRoot,
+    stdio: "inherit",
+  });
   const stop = () => {
     gateway.kill("SIGTERM");
     void stack.stop().finally(() => process.exit(0));

@@ -95,7 +95,12 @@ export class LocalStack {
 
 function redisConfig(redis: StartedRedisServer | StartedRedisSentinelGroup): ConfigTree {
   return redis instanceof StartedRedisSentinelGroup
-    ? { mode: "sentinel", sentinels: redis.getSentinelAddresses().split(","), masterName: redis.getMasterName(), password: redis.getPassword() ?? "" }
+    ? {
+        mode: "sentinel",
+        sentinels: redis.getSentinelAddresses().split(","),
+        masterName: redis.getMasterName(),
+        password: redis.getPassword() ?? "",
+      }
     : { mode: "single", url: redis.getConnectionUrl() };
 }
 
@@ -114,7 +119,10 @@ export class StartedLocalStack {
       gateway: this.gateway ? { url: this.gateway.getUrl(), configPath: this.gateway.getConfigPath() } : null,
       kubeconfig: this.kube.getKubeconfigPath(),
       kubernetes: { server: this.kube.getServerUrl() },
-      redis: r instanceof StartedRedisSentinelGroup ? { sentinels: r.getSentinelAddresses(), masterName: r.getMasterName() } : { url: r.getConnectionUrl() },
+      redis:
+        r instanceof StartedRedisSentinelGroup
+          ? { sentinels: r.getSentinelAddresses(), masterName: r.getMasterName() }
+          : { url: r.getConnectionUrl() },
       dataStorage: { url: this.dataStorage.getUrl() },
       postgres: { uri: this.dataStorage.postgres.getConnectionUri() },
       prometheus: { url: this.prometheus.getUrl() },

@@ -1,0 +1,168 @@
+import type { StartedKubeApiServer } from "./components/kube-api.js";
+import type { StartedPrometheusServer } from "./components/prometheus.js";
+import type { StartedRedisServer } from "./components/redis.js";
+import type { StartedRedisSentinelGroup } from "./components/redis-sentinel.js";
+import type { StartedDataStorageService } from "./components/data-storage.js";
+import { eventually } from "./poll.js";
+
+/** One invariant checked against real state: what was expected, what was seen. */
+export interface Check {
+  name: string;
+  expected: number | string;
+  observed: number | string;
+  ok: boolean;
+}
+
+/** What the traffic generator saw: signals (alerts) per outcome, counted from 2xx answers only. */
+export interface GeneratorCounts {
+  created: number;
+  duplicate: number;
+  stormAggregated: number;
+}
+
+export interface RemediationRequest {
+  metadata: { name: string; namespace: string; labels?: Record<string, string> };
+  spec: { signalFingerprint: string; isStorm?: boolean; stormAlertCount?: number };
+  status?: { overallPhase?: string; deduplication?: { occurrenceCount?: number } };
+}
+
+const TERMINAL = new Set(["Completed", "Failed", "TimedOut", "Skipped", "Cancelled"]);
+const DEDUP_KEYS = "gateway:dedup:fingerprint:*";
+
+/** Every RemediationRequest in the cluster (all namespaces). */
+export async function remediationRequests(kube: StartedKubeApiServer): Promise<RemediationRequest[]> {
+  const list = (await kube.clients().custom.listClusterCustomObject({
+    group: "kubernaut.ai",
+    version: "v1alpha1",
+    plural: "remediationrequests",
+  })) as { items: RemediationRequest[] };
+  return list.items;
+}
+
+/** D1: at most one non-terminal RemediationRequest per fingerprint. */
+export function checkD1(rrs: RemediationRequest[]): Check {
+  const open = new Map<string, number>();
+  for (const rr of rrs) {
+    if (TERMINAL.has(rr.status?.overallPhase ?? "Pending")) continue;
+    open.set(rr.spec.signalFingerprint, (open.get(rr.spec.signalFingerprint) ?? 0) + 1);
+  }
+  const doubled = [...open.entries()].filter(([, n]) => n > 1);
+  return {
+    name: "D1: at most one non-terminal RemediationRequest per fingerprint",
+    expected: "0 fingerprints with more than one",
+    observed:
+      doubled.length === 0
+        ? "0 fingerprints with more than one"
+        : `${doubled.length}, e.g. ${doubled[0]?.[0]} x${doubled[0]?.[1]}`,
+    ok: doubled.length === 0,
+  };
+}
+
+function count(name: string, expected: number, observed: number): Check {
+  return { name, expected, observed, ok: expected === observed };
+}
+
+/** Sum of the `count` field over all deduplication hashes in Redis. */
+async function redisOccurrences(
+  redis: StartedRedisServer | StartedRedisSentinelGroup,
+): Promise<{ keys: number; sum: number }> {
+  const client = redis.client();
+  try {
+    let keys = 0;
+    let sum = 0;
+    let cursor = "0";
+    do {
+      const [next, batch] = await client.scan(cursor, "MATCH", DEDUP_KEYS, "COUNT", 1000);
+      cursor = next;
+      const pipeline = client.pipeline();
+      for (const key of batch) pipeline.hget(key, "count");
+      for (const [, value] of (await pipeline.exec()) ?? []) {
+        keys++;
+        sum += Number(value ?? 0);
+      }
+    } while (cursor !== "0");
+    return { keys, sum };
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function promSum(prometheus: StartedPrometheusServer, metric: string): Promise<number> {
+  const result = await prometheus.query(`sum(${metric})`);
+  return result[0]?.value ?? 0;
+}
+
+export interface AccountingTargets {
+  kube: StartedKubeApiServer;
+  redis: StartedRedisServer | StartedRedisSentinelGroup;
+  dataStorage: StartedDataStorageService;
+  prometheus: StartedPrometheusServer;
+}
+
+/**
+ * Reconciles every 2xx the generator saw against the real state: the
+ * RemediationRequests and their occurrence counts (D1, D2, D3), Redis, the
+ * audit trail in Data Storage, and the gateway's counters as scraped by a real
+ * Prometheus. Coalesced status writes, the audit buffer and scrapes are
+ * asynchronous, so it polls until every check holds or the deadline passes,
+ * and returns what it last saw.
+ */
+export async function reconcile(
+  targets: AccountingTargets,
+  seen: GeneratorCounts,
+  timeoutMs = 60_000,
+): Promise<Check[]> {
+  const signals = seen.created + seen.duplicate + seen.stormAggregated;
+  let last: Check[] = [];
+  const gather = async (): Promise<Check[]> => {
+    const rrs = await remediationRequests(targets.kube);
+    const storms = rrs.filter((rr) => rr.spec.isStorm);
+    const occurrences = rrs.reduce((sum, rr) => sum + (rr.status?.deduplication?.occurrenceCount ?? 0), 0);
+    const redis = await redisOccurrences(targets.redis);
+    const audit = await targets.dataStorage.stats();
+    const byType = (type: string) => audit.by_type[type] ?? 0;
+    return [
+      checkD1(rrs),
+      count(
+        "RemediationRequests created for new signals (non-storm) = signals answered 'created'",
+        seen.created,
+        rrs.length - storms.length,
+      ),
+      count("D2/D3: sum of status.deduplication.occurrenceCount = signals answered 2xx", signals, occurrences),
+      count(
+        "Redis: sum of dedup hash counts = signals answered created or duplicate",
+        seen.created + seen.duplicate,
+        redis.sum,
+      ),
+      count("audit: gateway.signal.received events = signals answered 2xx", signals, byType("gateway.signal.received")),
+      count("audit: gateway.crd.created events = RemediationRequests", rrs.length, byType("gateway.crd.created")),
+      count(
+        "audit: gateway.signal.deduplicated events = signals answered 'duplicate'",
+        seen.duplicate,
+        byType("gateway.signal.deduplicated"),
+      ),
+      count(
+        "gateway_alerts_deduplicated_total (Prometheus) = signals answered 'duplicate'",
+        seen.duplicate,
+        await promSum(targets.prometheus, "gateway_alerts_deduplicated_total"),
+      ),
+      count(
+        "gateway_crd_created_total (Prometheus) = RemediationRequests",
+        rrs.length,
+        await promSum(targets.prometheus, "gateway_crd_created_total"),
+      ),
+    ];
+  };
+  try {
+    await eventually(
+      async () => {
+        last = await gather();
+        return last.every((c) => c.ok);
+      },
+      { what: "the accounting to reconcile", timeoutMs, intervalMs: 1000 },
+    );
+  } catch {
+    // `last` holds the failing checks; the caller reports them.
+  }
+  return last;
+}

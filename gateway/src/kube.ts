@@ -1,0 +1,347 @@
+import type { RequestOptions } from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Agent, request } from "undici";
+import type { Log } from "./log.js";
+import {
+  type DeduplicationStatus,
+  isActive,
+  LABEL_FINGERPRINT,
+  labelValue,
+  type RemediationRequestObject,
+  RR_API,
+  remediationRequestName,
+} from "./remediation-request.js";
+import { type RetryPolicy, withRetry } from "./retry.js";
+import type { GatewayConfig } from "./types.js";
+
+/** Why a Kubernetes call failed, as a bounded metric label. */
+export type KubeFailure =
+  | "timeout"
+  | "unavailable"
+  | "rate_limited"
+  | "invalid"
+  | "forbidden"
+  | "not_found"
+  | "conflict";
+
+export class KubeApiError extends Error {
+  constructor(
+    readonly reason: KubeFailure,
+    readonly status: number | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+  /** 429, 5xx, timeouts and connection failures may pass; 400/403/404/409/422 will not. */
+  get retryable(): boolean {
+    return this.reason === "timeout" || this.reason === "unavailable" || this.reason === "rate_limited";
+  }
+}
+
+/** Metric label for any failure of a Kubernetes step. */
+export function failureReason(err: unknown): string {
+  return err instanceof KubeApiError ? err.reason : "internal";
+}
+
+function failureFor(status: number): KubeFailure {
+  if (status === 429) return "rate_limited";
+  if (status === 403 || status === 401) return "forbidden";
+  if (status === 404) return "not_found";
+  if (status === 409) return "conflict";
+  if (status === 400 || status === 422) return "invalid";
+  return "unavailable";
+}
+
+function isTimeout(err: unknown): boolean {
+  const e = err as { name?: string; code?: string };
+  return e?.name === "TimeoutError" || e?.name === "AbortError" || /TIMEOUT|ABORTED/.test(e?.code ?? "");
+}
+
+export function loadKubeConfig(cfg: GatewayConfig["kubernetes"]): KubeConfig {
+  const kc = new KubeConfig();
+  if (cfg.mode === "in-cluster") kc.loadFromCluster();
+  else if (cfg.kubeconfigPath) kc.loadFromFile(cfg.kubeconfigPath);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface KubeOptions {
+  config: () => GatewayConfig;
+  log: Log;
+}
+
+const CREDENTIALS_TTL_MS = 60_000;
+const PROBE_INTERVAL_MS = 2_000;
+
+/**
+ * A small REST client for the few calls the gateway makes. KubeConfig
+ * supplies the server, TLS material and credentials; undici keeps a
+ * keep-alive pool, because the coalesced status writes run at the rate of
+ * active fingerprints and a TLS handshake per call would dominate.
+ */
+export class KubeClient {
+  private readonly server: string;
+  private readonly agent: Promise<Agent>;
+  private headers: { value: Record<string, string>; expiresAt: number } | undefined;
+  private usable = true;
+  private probe: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly opts: KubeOptions,
+  ) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error("kubernetes: the kubeconfig names no current cluster");
+    this.server = cluster.server.replace(/\/$/, "");
+    const connectTimeoutMs = opts.config().kubernetes.requestTimeoutMs;
+    this.agent = this.tlsOptions().then(
+      (tls) => new Agent({ connect: { ...tls, timeout: connectTimeoutMs }, keepAliveTimeout: 30_000, connections: 64 }),
+    );
+  }
+
+  /** False after a call failed for lack of an answer; a background probe flips it back. */
+  healthy(): boolean {
+    return this.usable;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.probe);
+    await (await this.agent).close();
+  }
+
+  private async tlsOptions() {
+    const opts: RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(opts);
+    return {
+      ca: opts.ca as string | undefined,
+      cert: opts.cert as string | undefined,
+      key: opts.key as string | undefined,
+      servername: opts.servername,
+      ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+    };
+  }
+
+  /** Credentials are re-read now and then: in-cluster tokens rotate. */
+  private async authHeaders(): Promise<Record<string, string>> {
+    if (this.headers && this.headers.expiresAt > Date.now()) return this.headers.value;
+    const opts: RequestOptions = { headers: {} };
+    await this.kc.applyToHTTPSOptions(opts);
+    const value: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) value[k] = String(v);
+    if (opts.auth) value.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    this.headers = { value, expiresAt: Date.now() + CREDENTIALS_TTL_MS };
+    return value;
+  }
+
+  /** One HTTP call, no retry. Throws KubeApiError for non-2xx and transport failures. */
+  async send<T>(
+    what: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<T> {
+    const timeoutMs = this.opts.config().kubernetes.requestTimeoutMs;
+    let status: number;
+    let text: string;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    try {
+      const call = async () => {
+        const res = await request(`${this.server}${path}`, {
+          method: method as "GET",
+          dispatcher: await this.agent,
+          headers: { ...(await this.authHeaders()), accept: "application/json", "content-type": contentType },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: deadline,
+        });
+        return { status: res.statusCode, text: await res.body.text() };
+      };
+      ({ status, text } = await untilAborted(call(), deadline));
+    } catch (err) {
+      this.markUnusable();
+      const timedOut = isTimeout(err);
+      throw new KubeApiError(
+        timedOut ? "timeout" : "unavailable",
+        undefined,
+        `${what}: ${timedOut ? `no answer within ${timeoutMs} ms` : `API server unreachable (${(err as Error).message})`}`,
+      );
+    }
+    if (status >= 500) this.markUnusable();
+    else this.usable = true;
+    if (status >= 300) {
+      let message = text.slice(0, 300);
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? message;
+      } catch {}
+      throw new KubeApiError(failureFor(status), status, `${what}: HTTP ${status}: ${message}`);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  /** `send` with the configured retry policy (section 6). */
+  call<T>(what: string, method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
+    return withRetry(
+      this.retryPolicy(),
+      () => this.send<T>(what, method, path, body, contentType),
+      (err) => err instanceof KubeApiError && err.retryable,
+      (err, attempt) =>
+        this.opts.log.warn({ err: (err as Error).message, attempt }, "kubernetes call failed; retrying"),
+    );
+  }
+
+  private retryPolicy(): RetryPolicy {
+    return this.opts.config().processing.retry;
+  }
+
+  private markUnusable(): void {
+    this.usable = false;
+    if (this.probe) return;
+    this.probe = setInterval(() => {
+      this.send("probe /version", "GET", "/version")
+        .then(() => {
+          clearInterval(this.probe);
+          this.probe = undefined;
+          this.usable = true;
+        })
+        .catch(() => {});
+    }, PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
+  // --- Namespaces ---------------------------------------------------------
+
+  /** Labels of a Namespace, or null when it does not exist. */
+  async namespaceLabels(name: string): Promise<Record<string, string> | null> {
+    try {
+      const ns = await this.call<{ metadata?: { labels?: Record<string, string> } }>(
+        `get namespace ${name}`,
+        "GET",
+        `/api/v1/namespaces/${encodeURIComponent(name)}`,
+      );
+      return ns.metadata?.labels ?? {};
+    } catch (err) {
+      if (err instanceof KubeApiError && err.reason === "not_found") return null;
+      throw err;
+    }
+  }
+
+  // --- RemediationRequests ------------------------------------------------
+
+  private rrPath(namespace: string, name?: string): string {
+    const base = `/apis/${RR_API.group}/${RR_API.version}/namespaces/${encodeURIComponent(namespace)}/${RR_API.plural}`;
+    return name ? `${base}/${encodeURIComponent(name)}` : base;
+  }
+
+  /** Every RemediationRequest of this fingerprint in the namespace, any phase. */
+  async listByFingerprint(namespace: string, fingerprint: string): Promise<RemediationRequestObject[]> {
+    const selector = encodeURIComponent(`${LABEL_FINGERPRINT}=${labelValue(fingerprint)}`);
+    const list = await this.call<{ items: RemediationRequestObject[] }>(
+      `list RemediationRequests in ${namespace} by fingerprint`,
+      "GET",
+      `${this.rrPath(namespace)}?labelSelector=${selector}`,
+    );
+    return list.items.filter((rr) => rr.spec?.signalFingerprint === fingerprint);
+  }
+
+  async getRemediationRequest(namespace: string, name: string): Promise<RemediationRequestObject | null> {
+    try {
+      return await this.call(`get RemediationRequest ${namespace}/${name}`, "GET", this.rrPath(namespace, name));
+    } catch (err) {
+      if (err instanceof KubeApiError && err.reason === "not_found") return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Merge-patch of the status subresource. With `resourceVersion` the write
+   * is conditional (409 when someone else wrote in between).
+   */
+  patchStatus(
+    namespace: string,
+    name: string,
+    status: { overallPhase?: string; deduplication: DeduplicationStatus },
+    resourceVersion?: string,
+  ): Promise<RemediationRequestObject> {
+    const body = { ...(resourceVersion ? { metadata: { resourceVersion } } : {}), status };
+    return this.call(
+      `patch status of RemediationRequest ${namespace}/${name}`,
+      "PATCH",
+      `${this.rrPath(namespace, name)}/status`,
+      body,
+      "application/merge-patch+json",
+    );
+  }
+
+  /**
+   * D1 at the source: returns the active request of this fingerprint if one
+   * exists, else creates one. The name is derived from the fingerprint and the
+   * number of requests that already exist, so concurrent creators collide on
+   * the name and only one wins; the loser adopts the winner's request.
+   * `known` skips the lookup when the caller has just listed.
+   */
+  async createOrAdopt(req: {
+    namespace: string;
+    fingerprint: string;
+    build: (name: string) => object;
+    initial: DeduplicationStatus;
+    known?: RemediationRequestObject[];
+  }): Promise<{ created: boolean; rr: RemediationRequestObject }> {
+    const { namespace, fingerprint } = req;
+    const existing = req.known ?? (await this.listByFingerprint(namespace, fingerprint));
+    const active = oldestActive(existing);
+    if (active) return { created: false, rr: active };
+    // Generation = how many exist; bumped when a name is taken by a finished request.
+    for (let generation = existing.length, bumps = 0; bumps < 8; generation++, bumps++) {
+      const name = remediationRequestName(fingerprint, generation);
+      try {
+        const rr = await this.call<RemediationRequestObject>(
+          `create RemediationRequest ${namespace}/${name}`,
+          "POST",
+          this.rrPath(namespace),
+          req.build(name),
+        );
+        await this.writeInitialStatus(rr, req.initial);
+        return { created: true, rr };
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.reason === "conflict")) throw err;
+        const taken = await this.getRemediationRequest(namespace, name);
+        if (taken && isActive(taken)) return { created: false, rr: taken };
+        if (!taken) generation--; // deleted in between: the name is free again
+      }
+    }
+    throw new KubeApiError(
+      "conflict",
+      409,
+      `create RemediationRequest for ${fingerprint.slice(0, 12)} in ${namespace}: every candidate name is taken`,
+    );
+  }
+
+  /** The request exists either way; a failed status write is caught up by the status flusher. */
+  private async writeInitialStatus(rr: RemediationRequestObject, initial: DeduplicationStatus): Promise<void> {
+    try {
+      const updated = await this.patchStatus(rr.metadata.namespace, rr.metadata.name, {
+        overallPhase: "Pending",
+        deduplication: initial,
+      });
+      rr.status = updated.status;
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, "initial status of a new RemediationRequest not written");
+    }
+  }
+}
+
+/** undici may notice an abort only once a slow connection is up; the caller's deadline is kept regardless. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** The request that currently stands for a fingerprint: the oldest one not in a terminal phase. */
+export function oldestActive(items: RemediationRequestObject[]): RemediationRequestObject | undefined {
+  return items
+    .filter(isActive)
+    .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""))[0];
+}

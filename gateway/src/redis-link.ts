@@ -1,0 +1,220 @@
+import { Redis, type RedisOptions } from "ioredis";
+import type { Log } from "./log.js";
+import type { Metrics } from "./metrics.js";
+import { sleep } from "./retry.js";
+import type { GatewayConfig } from "./types.js";
+
+/** Redis did not answer within the per-call deadline (or is known to be down). */
+export class RedisUnavailableError extends Error {}
+
+/** How long one logical Redis operation may take, retries included, before the gateway degrades. */
+const CALL_DEADLINE_MS = 2_000;
+/** One attempt; a hung connection (paused master, partition) must not hold a request. */
+const COMMAND_TIMEOUT_MS = 500;
+const RETRY_PAUSE_MS = 50;
+const PING_INTERVAL_MS = 500;
+/** How long a write waits for a replica's acknowledgement (Sentinel mode). */
+const CONFIRM_TIMEOUT_MS = 200;
+
+/** Replies that mean "not now" (failover, loading, demoted master) rather than a bug. */
+const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|NOREPLICAS|BUSY|UNBLOCKED|CLUSTERDOWN)/;
+
+function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  if (e?.name !== "ReplyError") return true; // connection closed, timeout, not writable
+  return TRANSIENT_REPLY.test(e.message ?? "");
+}
+
+/**
+ * Commands never wait in ioredis' queues: the offline queue is off and
+ * unanswered commands are not resent after a reconnect. A command that was
+ * given up on therefore cannot run later behind the gateway's back; the
+ * retry loop in `run` is the only retry, bounded by CALL_DEADLINE_MS.
+ */
+function clientOptions(cfg: GatewayConfig["redis"]): RedisOptions {
+  const common: RedisOptions = {
+    password: cfg.password,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: 1_000,
+    retryStrategy: (times) => Math.min(times * 50, 500),
+    // A demoted master answers READONLY: reconnect so Sentinel points us at the new one.
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
+  };
+  if (cfg.mode === "single") {
+    const url = new URL(cfg.url);
+    return {
+      ...common,
+      host: url.hostname,
+      port: Number(url.port || 6379),
+      password: cfg.password ?? (url.password ? decodeURIComponent(url.password) : undefined),
+      db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+      tls: url.protocol === "rediss:" ? {} : undefined,
+    };
+  }
+  return {
+    ...common,
+    sentinels: cfg.sentinels,
+    name: cfg.masterName,
+    sentinelRetryStrategy: (times) => Math.min(times * 100, 1_000),
+  };
+}
+
+/**
+ * The gateway's one Redis connection and its availability (section 4):
+ * `run` retries transient failures until a deadline, then marks Redis
+ * unavailable (gateway_redis_available 0) and throws RedisUnavailableError
+ * so the caller degrades. A background PING brings it back.
+ */
+export class RedisLink {
+  readonly client: Redis;
+  private up = true;
+  /** Only a Sentinel group has replicas whose acknowledgement makes a write survive a failover. */
+  private readonly replicated: boolean;
+  /** Bumped on every (re)connection: a WAIT on a new connection says nothing about earlier writes. */
+  private epoch = 0;
+  private pinger: NodeJS.Timeout | undefined;
+  private readonly recoveryHooks: (() => Promise<void>)[] = [];
+
+  constructor(
+    cfg: GatewayConfig["redis"],
+    private readonly metrics: Metrics,
+    private readonly log: Log,
+  ) {
+    this.client = new Redis(clientOptions(cfg));
+    this.replicated = cfg.mode === "sentinel";
+    this.client.on("error", (err: Error) => this.log.debug({ err: err.message }, "redis connection error"));
+    this.client.on("ready", () => this.epoch++);
+    this.metrics.redisAvailable.set(1);
+  }
+
+  available(): boolean {
+    return this.up;
+  }
+
+  /** Work to finish before Redis counts as available again (e.g. replaying degraded-mode counts). */
+  onRecovery(hook: () => Promise<void>): void {
+    this.recoveryHooks.push(hook);
+  }
+
+  async run<T>(operation: string, call: (redis: Redis) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + CALL_DEADLINE_MS;
+    for (;;) {
+      if (!this.up) {
+        this.metrics.redisOperations.inc({ operation, result: "skipped" });
+        throw new RedisUnavailableError(`redis ${operation}: Redis is unavailable`);
+      }
+      try {
+        const value = await call(this.client);
+        this.metrics.redisOperations.inc({ operation, result: "success" });
+        return value;
+      } catch (err) {
+        if (!isTransient(err)) {
+          this.metrics.redisOperations.inc({ operation, result: "error" });
+          throw err;
+        }
+        if (Date.now() + RETRY_PAUSE_MS >= deadline) {
+          this.metrics.redisOperations.inc({ operation, result: "unavailable" });
+          this.markDown(operation, err as Error);
+          throw new RedisUnavailableError(
+            `redis ${operation}: no answer within ${CALL_DEADLINE_MS} ms (${(err as Error).message})`,
+          );
+        }
+        this.metrics.redisOperations.inc({ operation, result: "retry" });
+        await sleep(RETRY_PAUSE_MS);
+      }
+    }
+  }
+
+  /**
+   * `run` for writes that must survive a Sentinel failover: after the write,
+   * WAIT until a replica has it (on the same connection). A write that cannot
+   * be confirmed is done again, so it may count twice but is never lost;
+   * past the deadline Redis counts as unavailable and the caller degrades.
+   * Only for idempotent writes or counts where an over-count is acceptable.
+   */
+  async runConfirmed<T>(operation: string, call: (redis: Redis) => Promise<T>): Promise<T> {
+    if (!this.replicated) return this.run(operation, call);
+    const deadline = Date.now() + CALL_DEADLINE_MS;
+    for (;;) {
+      const epoch = this.epoch;
+      const value = await this.run(operation, call);
+      const acked = await this.confirmWrites();
+      if (acked >= 1 && epoch === this.epoch) return value;
+      this.metrics.redisOperations.inc({ operation, result: "unconfirmed" });
+      if (Date.now() >= deadline) {
+        this.markDown(operation, new Error("no replica acknowledged the write"));
+        throw new RedisUnavailableError(
+          `redis ${operation}: write not confirmed by a replica within ${CALL_DEADLINE_MS} ms`,
+        );
+      }
+      await sleep(RETRY_PAUSE_MS);
+    }
+  }
+
+  private currentWait: Promise<number> | undefined;
+  private nextWait: Promise<number> | undefined;
+
+  /**
+   * Group commit: one WAIT covers every write answered before it was sent on
+   * this connection, and WAIT blocks the connection, so at most one is in
+   * flight; callers arriving meanwhile share the next one.
+   */
+  private confirmWrites(): Promise<number> {
+    if (this.nextWait) return this.nextWait;
+    if (!this.currentWait) {
+      this.currentWait = this.startWait();
+      return this.currentWait;
+    }
+    this.nextWait = this.currentWait.then(() => {
+      this.nextWait = undefined;
+      this.currentWait = this.startWait();
+      return this.currentWait;
+    });
+    return this.nextWait;
+  }
+
+  private startWait(): Promise<number> {
+    const wait = this.client.wait(1, CONFIRM_TIMEOUT_MS).catch(() => 0);
+    void wait.then(() => {
+      if (this.currentWait === wait) this.currentWait = undefined;
+    });
+    return wait;
+  }
+
+  private markDown(operation: string, err: Error): void {
+    if (!this.up) return;
+    this.up = false;
+    this.metrics.redisAvailable.set(0);
+    this.log.warn({ operation, err: err.message }, "redis unavailable; deduplicating via the Kubernetes API");
+    this.pinger = setInterval(() => void this.probe(), PING_INTERVAL_MS);
+    this.pinger.unref();
+  }
+
+  private probing = false;
+
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.client.ping();
+      for (const hook of this.recoveryHooks) await hook();
+      clearInterval(this.pinger);
+      this.pinger = undefined;
+      this.up = true;
+      this.metrics.redisAvailable.set(1);
+      this.log.info({}, "redis available again");
+    } catch {
+      // still down: the next tick tries again
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pinger);
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}

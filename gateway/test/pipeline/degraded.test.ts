@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StartedKubeApiServer } from "../../../harness/src/components/kube-api.js";
+import { RedisServer, type StartedRedisServer } from "../../../harness/src/components/redis.js";
+import { eventually } from "../../../harness/src/poll.js";
+import { freePort } from "../../../harness/src/ports.js";
+import { ProblemError, type Signal } from "../../src/types.js";
+import { listRRs, metricValue, podAlert, type RunningPipeline, startKube, startPipeline, testConfig } from "./stack.js";
+
+describe("pipeline with Redis down: deduplication via the Kubernetes API", () => {
+  let redis: StartedRedisServer;
+  let kube: StartedKubeApiServer;
+  let run: RunningPipeline;
+
+  beforeAll(async () => {
+    [redis, kube] = await Promise.all([new RedisServer().start(), startKube({ shop: {} })]);
+    run = await startPipeline(
+      testConfig({
+        redis: { url: redis.getConnectionUrl() },
+        kubernetes: { kubeconfigPath: kube.getKubeconfigPath() },
+        // No Data Storage here: audit delivery failing must not matter to signals.
+        dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await run?.pipeline.close();
+    await Promise.all([redis?.stop(), kube?.stop()]);
+  });
+
+  const process = (signal: Signal) => run.pipeline.process(signal, { requestId: "test" });
+  const statusCount = async (signal: Signal) =>
+    (await listRRs(kube, "shop", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount;
+
+  it("keeps deduplicating against RemediationRequests while Redis is down and recovers when it returns", async () => {
+    const known = podAlert({ namespace: "shop" });
+    const created = await process(known);
+    expect(created.status).toBe("created");
+
+    await redis.kill();
+    const dup = await process(known);
+    expect(dup).toMatchObject({ status: "duplicate", remediationRequestName: created.remediationRequestName });
+    expect(await metricValue(run.metrics, "gateway_redis_available")).toBe(0);
+    expect(run.pipeline.health()).toEqual({ redis: false, kubernetes: true });
+
+    // New fingerprints are created through the API alone; concurrent first sightings still make one request.
+    const fresh = podAlert({ namespace: "shop" });
+    const results = await Promise.all(Array.from({ length: 20 }, () => process(fresh)));
+    expect(results.filter((r) => r.status === "created")).toHaveLength(1);
+    expect(await listRRs(kube, "shop", fresh.fingerprint)).toHaveLength(1);
+    await eventually(async () => (await statusCount(known)) === 2 && (await statusCount(fresh)) === 20, {
+      what: "degraded-mode occurrences in status.deduplication",
+      timeoutMs: 5_000,
+    });
+
+    await redis.start(); // empty: everything Redis knew is gone
+    await eventually(async () => (await metricValue(run.metrics, "gateway_redis_available")) === 1, {
+      what: "gateway_redis_available back to 1",
+    });
+    // Redis has no record: the claimer finds the active request and adopts it, with its count.
+    const adopted = await process(known);
+    expect(adopted).toMatchObject({
+      status: "duplicate",
+      remediationRequestName: created.remediationRequestName,
+      occurrenceCount: 3,
+    });
+    expect(await listRRs(kube, "shop", known.fingerprint)).toHaveLength(1);
+    await eventually(async () => (await statusCount(known)) === 3, {
+      what: "adopted count in status",
+      timeoutMs: 5_000,
+    });
+  });
+
+  it("answers 503 with Retry-After only when neither Redis nor the Kubernetes API is usable", async () => {
+    await redis.kill();
+    await kube.stopApiServer();
+    try {
+      const failure = await process(podAlert({ namespace: "shop" })).catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(ProblemError);
+      expect(failure).toMatchObject({ status: 503 });
+      expect((failure as ProblemError).retryAfter).toBeGreaterThan(0);
+      expect(run.pipeline.health()).toEqual({ redis: false, kubernetes: false });
+    } finally {
+      await Promise.all([redis.start(), kube.startApiServer()]);
+    }
+    await eventually(() => run.pipeline.health().redis && run.pipeline.health().kubernetes, {
+      what: "both dependencies usable again",
+      timeoutMs: 15_000,
+    });
+    expect((await process(podAlert({ namespace: "shop" }))).status).toBe("created");
+  });
+});

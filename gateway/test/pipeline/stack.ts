@@ -1,0 +1,151 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import {
+  KubeApiServer,
+  REMEDIATION_REQUEST_CRD,
+  type StartedKubeApiServer,
+} from "../../../harness/src/components/kube-api.js";
+import { parseConfig } from "../../src/config.js";
+import { fingerprint } from "../../src/fingerprint.js";
+import type { Log } from "../../src/log.js";
+import { createMetrics, type Metrics } from "../../src/metrics.js";
+import { createPipeline } from "../../src/pipeline.js";
+import { LABEL_FINGERPRINT, labelValue, RR_API } from "../../src/remediation-request.js";
+import type { GatewayConfig, PipelineRuntime, Severity, Signal } from "../../src/types.js";
+
+/** Logs only when PIPELINE_TEST_LOG is set: the tests check state, not log lines. */
+export const testLog: Log = Object.fromEntries(
+  (["debug", "info", "warn", "error"] as const).map((level) => [
+    level,
+    (obj: object, msg?: string) => {
+      if (process.env.PIPELINE_TEST_LOG) console.log(new Date().toISOString(), level, msg ?? "", JSON.stringify(obj));
+    },
+  ]),
+) as unknown as Log;
+
+export const FALLBACK_NAMESPACE = "kubernaut-system";
+
+/** A validated configuration (the gateway's own parser) for the components of a test. */
+export function testConfig(settings: Record<string, unknown>): GatewayConfig {
+  const defaults = {
+    kubernetes: { mode: "kubeconfig", requestTimeout: "5s" },
+    processing: { deduplication: { ttl: "5m", statusFlushInterval: "200ms" } },
+    namespaces: { fallbackNamespace: FALLBACK_NAMESPACE },
+    dataStorage: { journalDir: mkdtempSync(join(tmpdir(), "gw-journal-")), flushInterval: "100ms" },
+  };
+  return parseConfig(stringify(merge(defaults, settings)), { source: "test", env: {} }).config;
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const base = out[k];
+    out[k] =
+      v && typeof v === "object" && !Array.isArray(v) && base && typeof base === "object"
+        ? merge(base as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+/** A Kubernetes control plane with the CRD and the namespaces the tests place requests in. */
+export async function startKube(
+  namespaces: Record<string, Record<string, string>> = {},
+): Promise<StartedKubeApiServer> {
+  const kube = await new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start();
+  await kube.createNamespace(FALLBACK_NAMESPACE);
+  for (const [name, labels] of Object.entries(namespaces)) await kube.createNamespace(name, labels);
+  return kube;
+}
+
+export interface RunningPipeline {
+  pipeline: PipelineRuntime;
+  metrics: Metrics;
+  /** Replace the configuration (as a reload would). */
+  setConfig(cfg: GatewayConfig): void;
+  config(): GatewayConfig;
+}
+
+export async function startPipeline(cfg: GatewayConfig): Promise<RunningPipeline> {
+  let current = cfg;
+  const metrics = createMetrics();
+  const pipeline = await createPipeline({ config: () => current, metrics, log: testLog });
+  return { pipeline, metrics, setConfig: (next) => (current = next), config: () => current };
+}
+
+let sequence = 0;
+
+/** A firing Prometheus alert about a pod, normalized as the HTTP layer would. */
+export function podAlert(opts: { name?: string; namespace?: string; pod?: string; severity?: Severity } = {}): Signal {
+  const name = opts.name ?? "KubePodCrashLooping";
+  const namespace = opts.namespace ?? "default";
+  const pod = opts.pod ?? `pod-${++sequence}`;
+  const now = new Date().toISOString();
+  const labels = { alertname: name, namespace, pod, severity: opts.severity ?? "warning" };
+  return {
+    fingerprint: fingerprint(name, namespace, "Pod", pod),
+    signalName: name,
+    severity: opts.severity ?? "warning",
+    namespace,
+    resource: { kind: "Pod", name: pod, namespace },
+    labels,
+    annotations: { summary: `${pod} is crash looping` },
+    firingTime: now,
+    receivedTime: now,
+    sourceType: "prometheus-alert",
+    source: "alertmanager",
+    rawPayload: { status: "firing", labels },
+  };
+}
+
+/** A node-scoped alert: no namespace. */
+export function nodeAlert(node: string): Signal {
+  const now = new Date().toISOString();
+  return {
+    ...podAlert(),
+    fingerprint: fingerprint("NodeNotReady", "", "Node", node),
+    signalName: "NodeNotReady",
+    severity: "critical",
+    namespace: "",
+    resource: { kind: "Node", name: node },
+    labels: { alertname: "NodeNotReady", node, severity: "critical" },
+    firingTime: now,
+    receivedTime: now,
+  };
+}
+
+export interface StoredRR {
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
+  spec: Record<string, unknown> & { signalFingerprint: string };
+  status?: {
+    overallPhase?: string;
+    deduplication?: { occurrenceCount: number; firstSeenAt: string; lastSeenAt: string };
+  };
+}
+
+/** RemediationRequests as the API server has them (namespace "" = all namespaces). */
+export async function listRRs(kube: StartedKubeApiServer, namespace: string, fp?: string): Promise<StoredRR[]> {
+  const selector = fp ? `?labelSelector=${encodeURIComponent(`${LABEL_FINGERPRINT}=${labelValue(fp)}`)}` : "";
+  const scope = namespace ? `/namespaces/${namespace}` : "";
+  const res = await kube.request("GET", `/apis/${RR_API.group}/${RR_API.version}${scope}/${RR_API.plural}${selector}`);
+  if (res.status !== 200) throw new Error(`list RemediationRequests: HTTP ${res.status} ${res.body}`);
+  return (JSON.parse(res.body) as { items: StoredRR[] }).items;
+}
+
+/** Current value of a metric series (0 when absent). */
+export async function metricValue(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values
+    .filter((v) =>
+      Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+    )
+    .reduce((sum, v) => sum + v.value, 0);
+}

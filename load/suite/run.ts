@@ -1,0 +1,266 @@
+// `task load:<scenario>`: start the local stack (or use TARGET), drive a k6
+// script at it (k6 when on PATH, else the embedded runner), reconcile every
+// 2xx against the real state, write results/load/<run-id>/ and exit non-zero
+// when a threshold or an invariant failed.
+//   npx tsx load/suite/run.ts <1000rps|burst|latency|soak> [--duration 2m] [--rate 1000] [--target URL] [--seed N] [--mode ci|24h]
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ConfigTree } from "../../harness/src/components/gateway.js";
+import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
+import { repoRoot } from "../../harness/src/paths.js";
+import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
+import { NAMESPACES } from "../lib/traffic.ts";
+import { type LoadSummary, latencyChart, markdownReport, type Series, type ThresholdResult } from "./report.js";
+
+interface Scenario {
+  script: string;
+  /** Script env from the options (only what was given; the script has defaults). */
+  env(o: Options): Record<string, string>;
+  /** Gateway settings for this scenario on the local stack. */
+  gateway: ConfigTree;
+  /** Upper bound of the gateway's resident memory during the run. */
+  maxRssMiB: number;
+}
+
+interface Options {
+  duration?: string;
+  rate?: string;
+  target?: string;
+  seed?: string;
+  mode?: string;
+}
+
+// One generator is one client: the per-client rate limit is off except where
+// the scenario is about load protection.
+const NO_RATE_LIMIT = { rateLimit: { enabled: false } };
+const SCENARIOS: Record<string, Scenario> = {
+  "1000rps": {
+    script: "gateway-1000rps.ts",
+    env: (o) => ({ ...(o.duration && { DURATION: o.duration }), ...(o.rate && { RATE: o.rate }) }),
+    gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 2000 } },
+    maxRssMiB: 768,
+  },
+  burst: {
+    script: "gateway-burst.ts",
+    env: (o) => ({ ...(o.duration && { HOLD: o.duration }), ...(o.rate && { PEAK_RATE: o.rate }) }),
+    gateway: { rateLimit: { enabled: true, requestsPerSecond: 2500, burst: 2500 }, backpressure: { maxInFlight: 300 } },
+    maxRssMiB: 1024,
+  },
+  latency: {
+    script: "gateway-latency.ts",
+    env: (o) => ({ ...(o.duration && { NORMAL_DURATION: o.duration }), ...(o.rate && { NORMAL_RATE: o.rate }) }),
+    gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 500 } },
+    maxRssMiB: 1024,
+  },
+  soak: {
+    script: "gateway-soak.ts",
+    env: (o) => ({
+      ...(o.duration && { DURATION: o.duration }),
+      ...(o.rate && { RATE: o.rate }),
+      ...(o.mode && { SOAK_MODE: o.mode }),
+    }),
+    gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 2000 } },
+    maxRssMiB: 768,
+  },
+};
+
+const USAGE = `usage: run.ts <${Object.keys(SCENARIOS).join("|")}> [--duration 2m] [--rate N] [--target http://host:port] [--seed N] [--mode ci|24h]`;
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): { name: string; scenario: Scenario; opts: Options } {
+  const [name, ...rest] = argv;
+  const scenario = name ? SCENARIOS[name] : undefined;
+  if (!name || !scenario) throw new UsageError(`unknown scenario '${name ?? ""}'`);
+  const opts: Options = {};
+  const checks: Record<string, [keyof Options, RegExp, string]> = {
+    "--duration": ["duration", /^\d+(ms|s|m|h)$/, "a duration like 30s, 2m or 1h"],
+    "--rate": ["rate", /^[1-9]\d{0,5}$/, "a positive whole number of alerts per second"],
+    "--target": ["target", /^https?:\/\/[^\s/]+(\/.*)?$/, "a URL like http://127.0.0.1:8080"],
+    "--seed": ["seed", /^\d{1,9}$/, "a non-negative whole number"],
+    "--mode": ["mode", /^(ci|24h)$/, "ci or 24h"],
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i] as string;
+    const spec = checks[flag];
+    if (!spec) throw new UsageError(`unknown flag '${flag}'`);
+    const value = rest[++i];
+    if (value === undefined || value === "") throw new UsageError(`${flag}: missing value`);
+    if (!spec[1].test(value)) throw new UsageError(`${flag}: must be ${spec[2]} (got: ${value})`);
+    opts[spec[0]] = value;
+  }
+  return { name, scenario, opts };
+}
+
+/** Peak resident memory of a process, sampled once a second from /proc. */
+function watchRss(pid: number | undefined): { stop(): number } {
+  let peak = 0;
+  const sample = () => {
+    try {
+      const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+      peak = Math.max(peak, Number(kb ?? 0) * 1024);
+    } catch {
+      /* process gone */
+    }
+  };
+  const timer = pid ? setInterval(sample, 1000) : undefined;
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+function hasK6(): boolean {
+  return spawnSync("k6", ["version"], { stdio: "ignore" }).status === 0;
+}
+
+/** Runs the script with k6 or the embedded runner; resolves with the exit code. */
+function runScript(script: string, env: Record<string, string>, testid: string, remoteWrite: string | undefined): Promise<{ code: number; runner: string }> {
+  const envArgs = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+  const k6 = hasK6();
+  const [command, args] = k6
+    ? ["k6", ["run", ...envArgs, "--tag", `testid=${testid}`, ...(remoteWrite ? ["-o", "experimental-prometheus-rw"] : []), script]]
+    : [
+        process.execPath,
+        ["--import", "tsx", join(repoRoot, "load", "runner", "cli.ts"), "run", ...envArgs, "--tag", `testid=${testid}`, ...(remoteWrite ? ["-o", `experimental-prometheus-rw=${remoteWrite}`] : []), "--progress", script],
+      ];
+  const child = spawn(command as string, args as string[], {
+    cwd: repoRoot,
+    stdio: "inherit",
+    env: { ...process.env, ...(remoteWrite && { K6_PROMETHEUS_RW_SERVER_URL: remoteWrite, K6_PROMETHEUS_RW_TREND_STATS: "p(50),p(95),p(99),max" }) },
+  });
+  return new Promise((resolve) => child.once("exit", (code) => resolve({ code: code ?? 1, runner: k6 ? "k6" : "embedded (load/runner)" })));
+}
+
+type K6Metric = { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> };
+
+function thresholdResults(metrics: Record<string, K6Metric>): ThresholdResult[] {
+  return Object.entries(metrics).flatMap(([metric, m]) =>
+    Object.entries(m.thresholds ?? {}).map(([expression, { ok }]) => {
+      const agg = /^\s*([a-z]+(?:\(\d+(?:\.\d+)?\))?)/.exec(expression)?.[1] ?? "";
+      return { metric, expression, ok, observed: m.values[agg] ?? null };
+    }),
+  );
+}
+
+function generatorCounts(metrics: Record<string, K6Metric>): GeneratorCounts | undefined {
+  const c = (name: string) => metrics[name]?.values.count;
+  if (c("signals_created") === undefined && c("signals_duplicate") === undefined) return undefined;
+  return { created: c("signals_created") ?? 0, duplicate: c("signals_duplicate") ?? 0, stormAggregated: c("signals_storm_aggregated") ?? 0 };
+}
+
+async function latencySeries(stack: StartedLocalStack, testid: string, start: Date, end: Date): Promise<Series[]> {
+  const range = { start, end, stepSeconds: Math.max(1, Math.round((end.getTime() - start.getTime()) / 1000 / 200)) };
+  const ms = (series: { values: Array<[number, number]> }[]) => (series[0]?.values ?? []).map(([t, v]) => [t, v * 1000] as [number, number]);
+  const q = (promql: string) => stack.prometheus.queryRange(promql, range).catch(() => []);
+  return [
+    { name: "gateway p99 (5 s window)", points: ms(await q('histogram_quantile(0.99, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))')) },
+    { name: "gateway p50 (5 s window)", points: ms(await q('histogram_quantile(0.5, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))')) },
+    { name: "generator p99 (since start)", points: ms(await q(`max(k6_http_req_duration_p99{testid="${testid}"})`)) },
+  ];
+}
+
+async function main(): Promise<number> {
+  const { name, scenario, opts } = parseArgs(process.argv.slice(2));
+  const startedAt = new Date();
+  const runId = `${name}-${startedAt.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}`;
+  const dir = join(repoRoot, "results", "load", runId);
+  const k6Dir = join(dir, "k6");
+  mkdirSync(k6Dir, { recursive: true });
+  const notes: string[] = [];
+  process.stdout.write(`load run ${runId}: results in ${dir}\n`);
+
+  const stack = opts.target
+    ? undefined
+    : await new LocalStack()
+        .withNamespaces(Object.fromEntries(NAMESPACES.map((ns) => [ns, { environment: "production" }])))
+        .withGatewayConfig(scenario.gateway)
+        .start();
+  try {
+    const target = opts.target ?? stack?.gateway?.getUrl() ?? "";
+    if (stack) writeFileSync(join(dir, "stack.json"), JSON.stringify(stack.endpoints(), null, 2));
+    const env = { TARGET: target, TESTID: runId, RESULTS_DIR: k6Dir, ...(opts.seed && { SEED: opts.seed }), ...scenario.env(opts) };
+    const rss = watchRss(stack?.gateway?.process.pid);
+    const run = await runScript(join(repoRoot, "load", "scripts", scenario.script), env, runId, stack?.prometheus.remoteWriteUrl());
+    const peakRss = rss.stop();
+    const end = new Date();
+
+    let metrics: Record<string, K6Metric> = {};
+    try {
+      metrics = (JSON.parse(readFileSync(join(k6Dir, "summary.json"), "utf8")) as { metrics: Record<string, K6Metric> }).metrics;
+    } catch (err) {
+      notes.push(`no k6 summary (${(err as Error).message}): the runner failed before handleSummary`);
+    }
+    const thresholds = thresholdResults(metrics);
+    const v = (metric: string, stat: string) => metrics[metric]?.values[stat] ?? null;
+    const figures: Record<string, number | null> = {
+      "requests": v("http_reqs", "count"),
+      "achieved rate (req/s)": v("http_reqs", "rate"),
+      "iterations dropped": v("dropped_iterations", "count") ?? 0,
+      "http_req_failed rate": v("http_req_failed", "rate"),
+      "latency p50 (ms)": v("http_req_duration", "med"),
+      "latency p95 (ms)": v("http_req_duration", "p(95)"),
+      "latency p99 (ms)": v("http_req_duration", "p(99)"),
+      "latency max (ms)": v("http_req_duration", "max"),
+      "202 latency p95 (ms)": v("http_req_duration{status:202}", "p(95)"),
+      "signals created": v("signals_created", "count"),
+      "signals deduplicated": v("signals_duplicate", "count"),
+      "signals storm-aggregated": v("signals_storm_aggregated", "count"),
+      "gateway peak RSS (MiB)": stack ? Math.round(peakRss / 1048576) : null,
+    };
+
+    const invariants: Check[] = [];
+    if (stack) {
+      invariants.push({ name: "gateway resident memory stays bounded (MiB)", expected: `<= ${scenario.maxRssMiB}`, observed: Math.round(peakRss / 1048576), ok: peakRss <= scenario.maxRssMiB * 1048576 });
+      invariants.push({ name: "gateway process still running after the run", expected: "running", observed: stack.gateway?.process.running ? "running" : "exited", ok: !!stack.gateway?.process.running });
+      const counts = generatorCounts(metrics);
+      if (counts) invariants.push(...(await reconcile(stack, counts)));
+      else invariants.push({ name: "generator counted outcomes (signals_* counters)", expected: "present", observed: "missing", ok: false });
+    } else {
+      notes.push("accounting skipped: TARGET points at a gateway this run did not start, so its Redis, API server and Data Storage are not known");
+    }
+
+    let chart: string | undefined;
+    if (stack) {
+      chart = "latency.svg";
+      writeFileSync(join(dir, chart), latencyChart(await latencySeries(stack, runId, startedAt, end), `${name}: latency over time`));
+    }
+    const pass = run.code === 0 && thresholds.every((t) => t.ok) && invariants.every((c) => c.ok);
+    const summary: LoadSummary = {
+      scenario: name,
+      runId,
+      runner: run.runner,
+      target,
+      startedAt: startedAt.toISOString(),
+      durationSeconds: Math.round((end.getTime() - startedAt.getTime()) / 1000),
+      exitCode: run.code,
+      pass,
+      figures,
+      thresholds,
+      invariants,
+      notes,
+    };
+    writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    writeFileSync(join(dir, "report.md"), markdownReport(summary, chart));
+    const latest = join(repoRoot, "results", "load", "latest");
+    rmSync(latest, { force: true });
+    symlinkSync(runId, latest);
+    for (const c of invariants.filter((i) => !i.ok)) process.stdout.write(`INVARIANT FAILED: ${c.name}: expected ${c.expected}, observed ${c.observed}\n`);
+    for (const t of thresholds.filter((i) => !i.ok)) process.stdout.write(`THRESHOLD FAILED: ${t.metric} ${t.expression} (observed ${t.observed})\n`);
+    process.stdout.write(`${pass ? "PASS" : "FAIL"}: report ${join(dir, "report.md")}\n`);
+    return pass ? 0 : run.code !== 0 ? run.code : 1;
+  } finally {
+    await stack?.stop();
+  }
+}
+
+try {
+  process.exitCode = await main();
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`error: ${err.message}\n${USAGE}\n`);
+  process.exitCode = 2;
+}

@@ -23,7 +23,6 @@ export class ArrivalRateExecutor {
   /** Counters for the progress line. */
   allocatedVUs = 0;
   busyVUs = 0;
-  started = 0;
   dropped = 0;
   startMs = 0;
   state: "waiting" | "running" | "draining" | "done" = "waiting";
@@ -115,7 +114,6 @@ export class ArrivalRateExecutor {
       builtin.droppedIterations.add(1, this.tags, this.tagsKey);
       return;
     }
-    this.started++;
     void this.iterate(vu, index, intendedStartMs);
   }
 

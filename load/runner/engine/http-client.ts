@@ -1,5 +1,6 @@
 // Performs one HTTP request on undici and times it the way k6 reports it. Used directly for
 // http.asyncRequest and from the sync-request worker for http.request/get/post.
+import { STATUS_CODES } from "node:http";
 import { Agent, request } from "undici";
 
 export type ResponseType = "text" | "binary" | "none";
@@ -116,7 +117,7 @@ export class HttpClient {
       }
       return {
         status: res.statusCode,
-        statusText: `${res.statusCode}`,
+        statusText: `${res.statusCode} ${STATUS_CODES[res.statusCode] ?? ""}`.trim(),
         proto: "HTTP/1.1",
         headers,
         body,

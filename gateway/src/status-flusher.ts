@@ -197,7 +197,8 @@ export class StatusFlusher {
    */
   private async settleDebts(): Promise<void> {
     for (const [countKey, debt] of this.debts) {
-      await ADD_COUNT.run(this.redis.client, [countKey], [debt.ref, debt.delta]);
+      const r = await ADD_COUNT.run(this.redis.client, [countKey], [debt.ref, debt.delta]);
+      if (process.env.DBG_DEDUP) console.log("DBGD", countKey.slice(-64, -56), debt.delta, r);
       this.debts.delete(countKey);
       this.touch(countKey);
     }

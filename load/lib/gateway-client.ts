@@ -2,8 +2,16 @@
 // checks on the gateway's answer, and the handleSummary outputs. Runs on k6 and the embedded runner.
 import { check } from "k6";
 import http, { type RefinedResponse, type ResponseType } from "k6/http";
+import { Counter } from "k6/metrics";
 import { type SummaryData, textSummary } from "./k6-summary.ts";
-import { type SignalRequest, signalRequest, type TrafficConfig, trafficConfigFromEnv } from "./traffic.ts";
+import {
+  type SignalRequest,
+  signalRequest,
+  type TrafficConfig,
+  trafficConfigFromEnv,
+  warmupRequest,
+} from "./traffic.ts";
+import type { Scenario } from "k6/options";
 
 export type GatewayResponse = RefinedResponse<ResponseType | undefined>;
 
@@ -43,20 +51,33 @@ function json(res: GatewayResponse): Record<string, unknown> | undefined {
 
 const FINGERPRINT = /^[a-f0-9]{64}$/;
 
-function hasSignalFields(entry: unknown): boolean {
-  const e = entry as { fingerprint?: unknown; status?: unknown } | undefined;
-  return typeof e?.fingerprint === "string" && FINGERPRINT.test(e.fingerprint) && typeof e.status === "string";
+interface SignalResult {
+  fingerprint?: unknown;
+  status?: unknown;
 }
 
-/** 201/202 carry one result; 207 carries one result per alert in `results`. */
-export function bodyIsValid(res: GatewayResponse, req: SignalRequest): boolean {
-  const body = json(res);
-  if (res.status === 207) {
-    const results = body?.results;
-    return Array.isArray(results) && results.length === req.meta.fingerprints.length && results.every(hasSignalFields);
-  }
-  return hasSignalFields(body);
+function hasSignalFields(entry: SignalResult | undefined): boolean {
+  return (
+    typeof entry?.fingerprint === "string" && FINGERPRINT.test(entry.fingerprint) && typeof entry.status === "string"
+  );
 }
+
+/** The per-alert results of an accepted answer: 201/202 carry one, 207 one per alert in `results`. */
+function signalResults(res: GatewayResponse): SignalResult[] | undefined {
+  const body = json(res);
+  if (res.status !== 207) return body ? [body] : undefined;
+  return Array.isArray(body?.results) ? (body.results as SignalResult[]) : undefined;
+}
+
+// What the gateway said it did with each signal, for reconciling against Redis and Kubernetes.
+const outcomes: Record<string, Counter> = {
+  created: new Counter("signals_created"),
+  duplicate: new Counter("signals_duplicate"),
+  "storm-aggregated": new Counter("signals_storm_aggregated"),
+};
+// Signals whose request got no answer at all (timeout, connection error): the gateway may
+// have processed them, so the accounting allows the real state to be ahead by this much.
+const unanswered = new Counter("signals_unanswered");
 
 export const isBackpressure = (status: number) => status === 429 || status === 503;
 
@@ -64,24 +85,74 @@ export const isBackpressure = (status: number) => status === 429 || status === 5
  * Posts iteration `iteration`'s signal and checks the answer. With `allowBackpressure`, 429/503
  * count as expected answers (the gateway shedding load is correct behaviour under a burst).
  */
-export async function sendSignal(
+export function sendSignal(
   traffic: TrafficConfig,
   iteration: number,
   allowBackpressure: boolean,
 ): Promise<{ res: GatewayResponse; req: SignalRequest }> {
-  const req = signalRequest(traffic, iteration);
+  return send(signalRequest(traffic, iteration), allowBackpressure);
+}
+
+/** The warm-up scenario's iteration: the first sighting of pool member `iteration`. */
+export async function sendWarmupSignal(traffic: TrafficConfig, iteration: number): Promise<void> {
+  await send(warmupRequest(traffic, iteration), true);
+}
+
+// Bearer token for a gateway with auth on (the cluster manifests): GATEWAY_TOKEN.
+const AUTH: Record<string, string> = __ENV.GATEWAY_TOKEN ? { Authorization: `Bearer ${__ENV.GATEWAY_TOKEN}` } : {};
+
+async function send(
+  req: SignalRequest,
+  allowBackpressure: boolean,
+): Promise<{ res: GatewayResponse; req: SignalRequest }> {
   const res = await http.asyncRequest("POST", `${target()}${req.path}`, req.body, {
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...AUTH },
     tags: { endpoint: req.kind },
     timeout: "10s",
     responseCallback: allowBackpressure ? ACCEPTED_OR_BACKPRESSURE : ACCEPTED,
   });
   const accepted = res.status === 201 || res.status === 202 || res.status === 207;
+  const results = accepted ? signalResults(res) : [];
   check(res, {
     "answered 201/202/207": () => accepted || (allowBackpressure && isBackpressure(res.status)),
-    "answer has fingerprint and status": () => !accepted || bodyIsValid(res, req),
+    "answer has fingerprint and status": () =>
+      results !== undefined &&
+      results.length === (accepted ? req.meta.fingerprints.length : 0) &&
+      results.every(hasSignalFields),
   });
+  for (const r of results ?? []) outcomes[String(r.status)]?.add(1, { endpoint: req.kind });
+  if (res.status === 0) unanswered.add(req.meta.fingerprints.length, { endpoint: req.kind });
   return { res, req };
+}
+
+/**
+ * A warm-up scenario that sends every pool member once (WARMUP_RATE per second,
+ * default 100; 0 disables it), so the measured scenarios, which start at
+ * `startTime`, see the model's steady state (mostly duplicates) rather than a
+ * cold start in which every signal creates a RemediationRequest. Thresholds
+ * select the measured scenario by tag, so the warm-up never counts.
+ */
+export function warmupPlan(traffic: TrafficConfig): { scenarios: Record<string, Scenario>; startTime: string } {
+  const rate = Number(__ENV.WARMUP_RATE ?? 100);
+  if (!Number.isFinite(rate) || rate < 0)
+    throw new Error(`WARMUP_RATE must be a number >= 0 (got: ${__ENV.WARMUP_RATE})`);
+  if (rate === 0) return { scenarios: {}, startTime: "0s" };
+  const seconds = Math.ceil(traffic.poolSize / rate);
+  return {
+    scenarios: {
+      warmup: {
+        executor: "constant-arrival-rate",
+        rate,
+        timeUnit: "1s",
+        duration: `${seconds}s`,
+        preAllocatedVUs: 50,
+        maxVUs: 500,
+        exec: "warmup",
+      },
+    },
+    // A few seconds for the last creations to settle before measuring.
+    startTime: `${seconds + 5}s`,
+  };
 }
 
 /** handleSummary outputs: the text summary on stdout and summary.json in RESULTS_DIR. */

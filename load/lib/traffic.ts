@@ -176,7 +176,19 @@ export function signalRequest(config: TrafficConfig, iteration: number): SignalR
   const stream = new Stream(mixSeed(config.seed, SALT.request, iteration));
   const storm = activeStorm(config, iteration);
   if (storm && stream.chance(config.stormShare)) return stormRequest(config, storm, iteration, stream);
-  const slot = stream.int(config.poolSize);
+  return poolRequest(config, stream.int(config.poolSize), iteration);
+}
+
+/**
+ * The first sighting of pool member `slot` as it is active at iteration 0: sending
+ * every slot once before a measured run gives the steady state the model
+ * describes (mostly duplicates) instead of a cold start where everything is new.
+ */
+export function warmupRequest(config: TrafficConfig, slot: number): SignalRequest {
+  return poolRequest(config, slot % config.poolSize, 0);
+}
+
+function poolRequest(config: TrafficConfig, slot: number, iteration: number): SignalRequest {
   const id = identity(config, slot, generation(config, slot, iteration));
   if (id.kind === "kubernetes-event") return eventRequest(config, id, iteration);
   const alerts = [id];

@@ -3,16 +3,27 @@
 //   k6 run -e TARGET=http://127.0.0.1:8080 -e DURATION=2m load/scripts/gateway-1000rps.ts
 import exec from "k6/execution";
 import type { Options } from "k6/options";
-import { SUMMARY_TREND_STATS, sendSignal, summaryOutputs, testTags, trafficFromEnv } from "../lib/gateway-client.ts";
+import {
+  SUMMARY_TREND_STATS,
+  sendSignal,
+  sendWarmupSignal,
+  summaryOutputs,
+  testTags,
+  trafficFromEnv,
+  warmupPlan,
+} from "../lib/gateway-client.ts";
 import type { SummaryData } from "../lib/k6-summary.ts";
 
 const traffic = trafficFromEnv();
+const warm = warmupPlan(traffic);
 
 export const options: Options = {
   tags: testTags(),
   summaryTrendStats: SUMMARY_TREND_STATS,
   scenarios: {
+    ...warm.scenarios,
     sustained: {
+      startTime: warm.startTime,
       executor: "constant-arrival-rate",
       rate: Number(__ENV.RATE || 1000),
       timeUnit: "1s",
@@ -22,15 +33,19 @@ export const options: Options = {
     },
   },
   thresholds: {
-    http_req_duration: ["p(99)<100"],
-    "http_req_duration{status:202}": ["p(95)<50"],
-    http_req_failed: ["rate<0.001"],
-    dropped_iterations: ["count<1"],
+    "http_req_duration{scenario:sustained}": ["p(99)<100"],
+    "http_req_duration{scenario:sustained,status:202}": ["p(95)<50"],
+    "http_req_failed{scenario:sustained}": ["rate<0.001"],
+    "dropped_iterations{scenario:sustained}": ["count<1"],
   },
 };
 
 export default async function (): Promise<void> {
   await sendSignal(traffic, exec.scenario.iterationInTest, false);
+}
+
+export async function warmup(): Promise<void> {
+  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
 }
 
 export function handleSummary(data: SummaryData): Record<string, string> {

@@ -21,6 +21,8 @@ interface Scenario {
   gateway: ConfigTree;
   /** Upper bound of the gateway's resident memory during the run. */
   maxRssMiB: number;
+  /** The scenario whose figures the report shows (the script's thresholds select it by tag). */
+  measured: string;
 }
 
 interface Options {
@@ -40,18 +42,21 @@ const SCENARIOS: Record<string, Scenario> = {
     env: (o) => ({ ...(o.duration && { DURATION: o.duration }), ...(o.rate && { RATE: o.rate }) }),
     gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 2000 } },
     maxRssMiB: 768,
+    measured: "sustained",
   },
   burst: {
     script: "gateway-burst.ts",
     env: (o) => ({ ...(o.duration && { HOLD: o.duration }), ...(o.rate && { PEAK_RATE: o.rate }) }),
     gateway: { rateLimit: { enabled: true, requestsPerSecond: 2500, burst: 2500 }, backpressure: { maxInFlight: 300 } },
     maxRssMiB: 1024,
+    measured: "burst",
   },
   latency: {
     script: "gateway-latency.ts",
     env: (o) => ({ ...(o.duration && { NORMAL_DURATION: o.duration }), ...(o.rate && { NORMAL_RATE: o.rate }) }),
     gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 500 } },
     maxRssMiB: 1024,
+    measured: "normal",
   },
   soak: {
     script: "gateway-soak.ts",
@@ -62,6 +67,7 @@ const SCENARIOS: Record<string, Scenario> = {
     }),
     gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 2000 } },
     maxRssMiB: 768,
+    measured: "soak",
   },
 };
 
@@ -118,21 +124,55 @@ function hasK6(): boolean {
 }
 
 /** Runs the script with k6 or the embedded runner; resolves with the exit code. */
-function runScript(script: string, env: Record<string, string>, testid: string, remoteWrite: string | undefined): Promise<{ code: number; runner: string }> {
+function runScript(
+  script: string,
+  env: Record<string, string>,
+  testid: string,
+  remoteWrite: string | undefined,
+): Promise<{ code: number; runner: string }> {
   const envArgs = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
   const k6 = hasK6();
   const [command, args] = k6
-    ? ["k6", ["run", ...envArgs, "--tag", `testid=${testid}`, ...(remoteWrite ? ["-o", "experimental-prometheus-rw"] : []), script]]
+    ? [
+        "k6",
+        [
+          "run",
+          ...envArgs,
+          "--tag",
+          `testid=${testid}`,
+          ...(remoteWrite ? ["-o", "experimental-prometheus-rw"] : []),
+          script,
+        ],
+      ]
     : [
         process.execPath,
-        ["--import", "tsx", join(repoRoot, "load", "runner", "cli.ts"), "run", ...envArgs, "--tag", `testid=${testid}`, ...(remoteWrite ? ["-o", `experimental-prometheus-rw=${remoteWrite}`] : []), "--progress", script],
+        [
+          "--import",
+          "tsx",
+          join(repoRoot, "load", "runner", "cli.ts"),
+          "run",
+          ...envArgs,
+          "--tag",
+          `testid=${testid}`,
+          ...(remoteWrite ? ["-o", `experimental-prometheus-rw=${remoteWrite}`] : []),
+          "--progress",
+          script,
+        ],
       ];
   const child = spawn(command as string, args as string[], {
     cwd: repoRoot,
     stdio: "inherit",
-    env: { ...process.env, ...(remoteWrite && { K6_PROMETHEUS_RW_SERVER_URL: remoteWrite, K6_PROMETHEUS_RW_TREND_STATS: "p(50),p(95),p(99),max" }) },
+    env: {
+      ...process.env,
+      ...(remoteWrite && {
+        K6_PROMETHEUS_RW_SERVER_URL: remoteWrite,
+        K6_PROMETHEUS_RW_TREND_STATS: "p(50),p(95),p(99),max",
+      }),
+    },
   });
-  return new Promise((resolve) => child.once("exit", (code) => resolve({ code: code ?? 1, runner: k6 ? "k6" : "embedded (load/runner)" })));
+  return new Promise((resolve) =>
+    child.once("exit", (code) => resolve({ code: code ?? 1, runner: k6 ? "k6" : "embedded (load/runner)" })),
+  );
 }
 
 type K6Metric = { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> };
@@ -149,16 +189,35 @@ function thresholdResults(metrics: Record<string, K6Metric>): ThresholdResult[] 
 function generatorCounts(metrics: Record<string, K6Metric>): GeneratorCounts | undefined {
   const c = (name: string) => metrics[name]?.values.count;
   if (c("signals_created") === undefined && c("signals_duplicate") === undefined) return undefined;
-  return { created: c("signals_created") ?? 0, duplicate: c("signals_duplicate") ?? 0, stormAggregated: c("signals_storm_aggregated") ?? 0 };
+  return {
+    created: c("signals_created") ?? 0,
+    duplicate: c("signals_duplicate") ?? 0,
+    stormAggregated: c("signals_storm_aggregated") ?? 0,
+  };
 }
 
 async function latencySeries(stack: StartedLocalStack, testid: string, start: Date, end: Date): Promise<Series[]> {
   const range = { start, end, stepSeconds: Math.max(1, Math.round((end.getTime() - start.getTime()) / 1000 / 200)) };
-  const ms = (series: { values: Array<[number, number]> }[]) => (series[0]?.values ?? []).map(([t, v]) => [t, v * 1000] as [number, number]);
+  const ms = (series: { values: Array<[number, number]> }[]) =>
+    (series[0]?.values ?? []).map(([t, v]) => [t, v * 1000] as [number, number]);
   const q = (promql: string) => stack.prometheus.queryRange(promql, range).catch(() => []);
   return [
-    { name: "gateway p99 (5 s window)", points: ms(await q('histogram_quantile(0.99, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))')) },
-    { name: "gateway p50 (5 s window)", points: ms(await q('histogram_quantile(0.5, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))')) },
+    {
+      name: "gateway p99 (5 s window)",
+      points: ms(
+        await q(
+          'histogram_quantile(0.99, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))',
+        ),
+      ),
+    },
+    {
+      name: "gateway p50 (5 s window)",
+      points: ms(
+        await q(
+          'histogram_quantile(0.5, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))',
+        ),
+      ),
+    },
     { name: "generator p99 (since start)", points: ms(await q(`max(k6_http_req_duration_p99{testid="${testid}"})`)) },
   ];
 }
@@ -166,7 +225,10 @@ async function latencySeries(stack: StartedLocalStack, testid: string, start: Da
 async function main(): Promise<number> {
   const { name, scenario, opts } = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
-  const runId = `${name}-${startedAt.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}`;
+  const runId = `${name}-${startedAt
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z")}`;
   const dir = join(repoRoot, "results", "load", runId);
   const k6Dir = join(dir, "k6");
   mkdirSync(k6Dir, { recursive: true });
@@ -182,22 +244,38 @@ async function main(): Promise<number> {
   try {
     const target = opts.target ?? stack?.gateway?.getUrl() ?? "";
     if (stack) writeFileSync(join(dir, "stack.json"), JSON.stringify(stack.endpoints(), null, 2));
-    const env = { TARGET: target, TESTID: runId, RESULTS_DIR: k6Dir, ...(opts.seed && { SEED: opts.seed }), ...scenario.env(opts) };
+    const env = {
+      TARGET: target,
+      TESTID: runId,
+      RESULTS_DIR: k6Dir,
+      ...(opts.seed && { SEED: opts.seed }),
+      ...scenario.env(opts),
+    };
     const rss = watchRss(stack?.gateway?.process.pid);
-    const run = await runScript(join(repoRoot, "load", "scripts", scenario.script), env, runId, stack?.prometheus.remoteWriteUrl());
+    const run = await runScript(
+      join(repoRoot, "load", "scripts", scenario.script),
+      env,
+      runId,
+      stack?.prometheus.remoteWriteUrl(),
+    );
     const peakRss = rss.stop();
     const end = new Date();
 
     let metrics: Record<string, K6Metric> = {};
     try {
-      metrics = (JSON.parse(readFileSync(join(k6Dir, "summary.json"), "utf8")) as { metrics: Record<string, K6Metric> }).metrics;
+      metrics = (JSON.parse(readFileSync(join(k6Dir, "summary.json"), "utf8")) as { metrics: Record<string, K6Metric> })
+        .metrics;
     } catch (err) {
       notes.push(`no k6 summary (${(err as Error).message}): the runner failed before handleSummary`);
     }
     const thresholds = thresholdResults(metrics);
-    const v = (metric: string, stat: string) => metrics[metric]?.values[stat] ?? null;
+    // Figures of the measured scenario where the script tags one (a warm-up never counts).
+    const v = (metric: string, stat: string, tags = "") => {
+      const scoped = metrics[`${metric}{scenario:${scenario.measured}${tags ? `,${tags}` : ""}}`];
+      return (scoped ?? metrics[tags ? `${metric}{${tags}}` : metric])?.values[stat] ?? null;
+    };
     const figures: Record<string, number | null> = {
-      "requests": v("http_reqs", "count"),
+      requests: v("http_reqs", "count"),
       "achieved rate (req/s)": v("http_reqs", "rate"),
       "iterations dropped": v("dropped_iterations", "count") ?? 0,
       "http_req_failed rate": v("http_req_failed", "rate"),
@@ -205,7 +283,7 @@ async function main(): Promise<number> {
       "latency p95 (ms)": v("http_req_duration", "p(95)"),
       "latency p99 (ms)": v("http_req_duration", "p(99)"),
       "latency max (ms)": v("http_req_duration", "max"),
-      "202 latency p95 (ms)": v("http_req_duration{status:202}", "p(95)"),
+      "202 latency p95 (ms)": v("http_req_duration", "p(95)", "status:202"),
       "signals created": v("signals_created", "count"),
       "signals deduplicated": v("signals_duplicate", "count"),
       "signals storm-aggregated": v("signals_storm_aggregated", "count"),
@@ -214,19 +292,40 @@ async function main(): Promise<number> {
 
     const invariants: Check[] = [];
     if (stack) {
-      invariants.push({ name: "gateway resident memory stays bounded (MiB)", expected: `<= ${scenario.maxRssMiB}`, observed: Math.round(peakRss / 1048576), ok: peakRss <= scenario.maxRssMiB * 1048576 });
-      invariants.push({ name: "gateway process still running after the run", expected: "running", observed: stack.gateway?.process.running ? "running" : "exited", ok: !!stack.gateway?.process.running });
+      invariants.push({
+        name: "gateway resident memory stays bounded (MiB)",
+        expected: `<= ${scenario.maxRssMiB}`,
+        observed: Math.round(peakRss / 1048576),
+        ok: peakRss <= scenario.maxRssMiB * 1048576,
+      });
+      invariants.push({
+        name: "gateway process still running after the run",
+        expected: "running",
+        observed: stack.gateway?.process.running ? "running" : "exited",
+        ok: !!stack.gateway?.process.running,
+      });
       const counts = generatorCounts(metrics);
       if (counts) invariants.push(...(await reconcile(stack, counts)));
-      else invariants.push({ name: "generator counted outcomes (signals_* counters)", expected: "present", observed: "missing", ok: false });
+      else
+        invariants.push({
+          name: "generator counted outcomes (signals_* counters)",
+          expected: "present",
+          observed: "missing",
+          ok: false,
+        });
     } else {
-      notes.push("accounting skipped: TARGET points at a gateway this run did not start, so its Redis, API server and Data Storage are not known");
+      notes.push(
+        "accounting skipped: TARGET points at a gateway this run did not start, so its Redis, API server and Data Storage are not known",
+      );
     }
 
     let chart: string | undefined;
     if (stack) {
       chart = "latency.svg";
-      writeFileSync(join(dir, chart), latencyChart(await latencySeries(stack, runId, startedAt, end), `${name}: latency over time`));
+      writeFileSync(
+        join(dir, chart),
+        latencyChart(await latencySeries(stack, runId, startedAt, end), `${name}: latency over time`),
+      );
     }
     const pass = run.code === 0 && thresholds.every((t) => t.ok) && invariants.every((c) => c.ok);
     const summary: LoadSummary = {
@@ -248,8 +347,10 @@ async function main(): Promise<number> {
     const latest = join(repoRoot, "results", "load", "latest");
     rmSync(latest, { force: true });
     symlinkSync(runId, latest);
-    for (const c of invariants.filter((i) => !i.ok)) process.stdout.write(`INVARIANT FAILED: ${c.name}: expected ${c.expected}, observed ${c.observed}\n`);
-    for (const t of thresholds.filter((i) => !i.ok)) process.stdout.write(`THRESHOLD FAILED: ${t.metric} ${t.expression} (observed ${t.observed})\n`);
+    for (const c of invariants.filter((i) => !i.ok))
+      process.stdout.write(`INVARIANT FAILED: ${c.name}: expected ${c.expected}, observed ${c.observed}\n`);
+    for (const t of thresholds.filter((i) => !i.ok))
+      process.stdout.write(`THRESHOLD FAILED: ${t.metric} ${t.expression} (observed ${t.observed})\n`);
     process.stdout.write(`${pass ? "PASS" : "FAIL"}: report ${join(dir, "report.md")}\n`);
     return pass ? 0 : run.code !== 0 ? run.code : 1;
   } finally {

@@ -42,6 +42,9 @@ describe("gateway load scripts", () => {
       expect.arrayContaining(["http_req_duration{status:202}", "dropped_iterations", "checks"]),
     );
     expect(values(result, "checks").rate).toBe(1);
+    // The per-signal outcome counters reconcile with what the gateway stand-in stored.
+    expect(values(result, "signals_created").count).toBe(stub?.fingerprints.size);
+    expect(values(result, "signals_duplicate").count).toBeGreaterThan(0);
     expect(result.stdout).toMatch(/http_req_duration\.+: avg=/);
   });
 

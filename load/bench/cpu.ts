@@ -1,0 +1,34 @@
+// CPU time of a process from /proc/<pid>/stat (user + system), read at the edges of a
+// measurement window by the benchmark. Linux only, like the rest of the local stack.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** CPU seconds the process has used so far (its own threads; not its children). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The command name (field 2) may contain spaces: count fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`/proc/${pid}/stat: unexpected format`);
+  return (utime + stime) / TICKS_PER_SECOND;
+}
+
+/** CPU seconds of several processes at one instant, by name. */
+export function cpuSnapshot(pids: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+}
+
+/** Average cores each process used over `windowMs`. */
+export async function coresOver(pids: Record<string, number>, windowMs: number): Promise<Record<string, number>> {
+  const before = cpuSnapshot(pids);
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, windowMs));
+  const after = cpuSnapshot(pids);
+  const seconds = (performance.now() - started) / 1000;
+  return Object.fromEntries(
+    Object.keys(pids).map((name) => [name, ((after[name] ?? 0) - (before[name] ?? 0)) / seconds]),
+  );
+}

@@ -1,0 +1,119 @@
+// What the duplicate-path benchmark measured, and its Markdown rendering (bench.md).
+
+export type Server = "floor" | "gateway";
+export type Process = "runner" | "server" | "redis";
+
+/** One load run against one server at one rate. */
+export interface BenchRun {
+  server: Server;
+  targetRate: number;
+  requests: number;
+  /** Requests per second of scenario duration. */
+  achievedRate: number;
+  droppedIterations: number;
+  /** Answers other than 202 (the first gateway answer is a 201, sent while priming, not here). */
+  non202: number;
+  latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** How late the runner started iterations against the schedule (its own accuracy). */
+  startLagP99Ms: number;
+  /** Wall time between the script's setup() and teardown() markers, over which CPU is measured. */
+  windowSeconds: number;
+  /** Per process: average cores used, and CPU seconds per 1000 requests (= cores per 1000 req/s). */
+  cpu: Record<Process, { cores: number; perThousand: number }>;
+}
+
+export interface Comparison {
+  targetRate: number;
+  p50Ratio: number;
+  p99Ratio: number;
+  /** Gateway CPU per request over floor CPU per request. */
+  cpuRatio: number;
+}
+
+export interface BenchResult {
+  runId: string;
+  startedAt: string;
+  durationSeconds: number;
+  settings: { rates: number[]; duration: string };
+  machine: { cpus: number; loadAverage1m: number };
+  runs: BenchRun[];
+  comparisons: Comparison[];
+  notes: string[];
+}
+
+export function compare(runs: BenchRun[]): Comparison[] {
+  const rates = [...new Set(runs.map((r) => r.targetRate))];
+  return rates.flatMap((targetRate) => {
+    const floor = runs.find((r) => r.server === "floor" && r.targetRate === targetRate);
+    const gateway = runs.find((r) => r.server === "gateway" && r.targetRate === targetRate);
+    if (!floor || !gateway) return [];
+    return [
+      {
+        targetRate,
+        p50Ratio: gateway.latencyMs.p50 / floor.latencyMs.p50,
+        p99Ratio: gateway.latencyMs.p99 / floor.latencyMs.p99,
+        cpuRatio: gateway.cpu.server.perThousand / floor.cpu.server.perThousand,
+      },
+    ];
+  });
+}
+
+const ms = (v: number) => v.toFixed(2);
+const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : "n/a");
+const cpu = (v: number) => v.toFixed(3);
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.join(" | ")} |`;
+}
+
+export function markdown(result: BenchResult): string {
+  const lines = [
+    `# Duplicate path: gateway vs raw floor (${result.runId})`,
+    "",
+    `${result.startedAt}, ${result.durationSeconds} s, ${result.machine.cpus} CPUs (load average ${result.machine.loadAverage1m.toFixed(2)} at start).`,
+    `Each run: ${result.settings.duration} at a constant arrival rate of the same alert (every answer a duplicate 202),`,
+    "floor and gateway alternating. Floor = fastify parsing the body + one Redis HINCRBY, same Redis.",
+    "CPU columns: CPU seconds per 1000 requests (= cores per 1000 req/s), from /proc/<pid>/stat.",
+    "",
+    row([
+      "rate/s",
+      "server",
+      "achieved/s",
+      "dropped",
+      "non-202",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "max ms",
+      "runner start lag p99 ms",
+      "runner CPU",
+      "server CPU",
+      "redis CPU",
+    ]),
+    row(Array(13).fill("---")),
+    ...result.runs.map((r) =>
+      row([
+        r.targetRate,
+        r.server,
+        r.achievedRate.toFixed(1),
+        r.droppedIterations,
+        r.non202,
+        ms(r.latencyMs.p50),
+        ms(r.latencyMs.p95),
+        ms(r.latencyMs.p99),
+        ms(r.latencyMs.max),
+        ms(r.startLagP99Ms),
+        cpu(r.cpu.runner.perThousand),
+        cpu(r.cpu.server.perThousand),
+        cpu(r.cpu.redis.perThousand),
+      ]),
+    ),
+    "",
+    row(["rate/s", "p50 gateway/floor", "p99 gateway/floor", "CPU per request gateway/floor"]),
+    row(Array(4).fill("---")),
+    ...result.comparisons.map((c) => row([c.targetRate, x(c.p50Ratio), x(c.p99Ratio), x(c.cpuRatio)])),
+    "",
+    ...(result.notes.length > 0 ? ["Notes:", ...result.notes.map((n) => `- ${n}`), ""] : []),
+  ];
+  return lines.join("\n");
+}

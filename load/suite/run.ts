@@ -193,6 +193,7 @@ function generatorCounts(metrics: Record<string, K6Metric>): GeneratorCounts | u
     created: c("signals_created") ?? 0,
     duplicate: c("signals_duplicate") ?? 0,
     stormAggregated: c("signals_storm_aggregated") ?? 0,
+    unanswered: c("signals_unanswered") ?? 0,
   };
 }
 
@@ -305,7 +306,8 @@ async function main(): Promise<number> {
         ok: !!stack.gateway?.process.running,
       });
       const counts = generatorCounts(metrics);
-      if (counts) invariants.push(...(await reconcile(stack, counts)));
+      // Coalesced status writes may trail a busy run: allow them two minutes to converge.
+      if (counts) invariants.push(...(await reconcile(stack, counts, 120_000)));
       else
         invariants.push({
           name: "generator counted outcomes (signals_* counters)",

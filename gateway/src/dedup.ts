@@ -158,7 +158,6 @@ export class Deduplicator {
     const ref = parseRef(reply.ref);
     if (!ref) throw new Error(`dedup hash ${key} holds an unreadable remediationRequestRef`);
     this.flusher.touch(key);
-    if (process.env.DBG_DEDUP) console.log("DBGR", signal.resource.name, reply.occurrences.occurrenceCount);
     return { kind: "duplicate", ref, ...reply.occurrences };
   }
 
@@ -274,7 +273,6 @@ export class Deduplicator {
   private countWithoutRedis(rr: RemediationRequestObject, fp: string, seenAt: string): { ref: RRRef } & Occurrences {
     const ref = { namespace: rr.metadata.namespace, name: rr.metadata.name };
     this.flusher.addOccurrences(ref, dedupKey(fp), seenAt);
-    if (process.env.DBG_DEDUP) console.log("DBGK", ref.name, fp.slice(0, 8));
     const status = rr.status?.deduplication;
     return {
       ref,

@@ -83,7 +83,9 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
       remediationRequestNamespace: ref.namespace,
       environment: ctx.environment,
       priority: ctx.priority,
-      ...seen,
+      occurrenceCount: seen.occurrenceCount,
+      firstSeenAt: seen.firstSeenAt,
+      lastSeenAt: seen.lastSeenAt,
     };
   };
 

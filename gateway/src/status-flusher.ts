@@ -21,7 +21,7 @@ export function parseRef(text: string | null | undefined): RRRef | undefined {
 }
 
 /** Parallel status writes per pass: enough to keep up, few enough not to swamp the API server. */
-const CONCURRENCY = 16;
+const CONCURRENCY = 32;
 
 async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -125,7 +125,13 @@ export class StatusFlusher {
       for (const key of keys) this.touch(key);
       return;
     }
-    const entries = keys.map((key, i) => ({ key, fields: (rows?.[i]?.[1] ?? []) as (string | null)[] }));
+    const entries: { key: string; fields: (string | null)[] }[] = [];
+    keys.forEach((key, i) => {
+      // exec() reports failures per command (e.g. the connection died mid-batch): those keys wait for the next pass.
+      const [err, fields] = rows?.[i] ?? [new Error("no reply"), null];
+      if (err) this.touch(key);
+      else entries.push({ key, fields: fields as (string | null)[] });
+    });
     await eachLimited(entries, CONCURRENCY, async ({ key, fields }) => {
       const [count, firstSeenAt, lastSeenAt, refField] = fields;
       const ref = parseRef(refField);
@@ -197,8 +203,7 @@ export class StatusFlusher {
    */
   private async settleDebts(): Promise<void> {
     for (const [countKey, debt] of this.debts) {
-      const r = await ADD_COUNT.run(this.redis.client, [countKey], [debt.ref, debt.delta]);
-      if (process.env.DBG_DEDUP) console.log("DBGD", countKey.slice(-64, -56), debt.delta, r);
+      await ADD_COUNT.run(this.redis.client, [countKey], [debt.ref, debt.delta]);
       this.debts.delete(countKey);
       this.touch(countKey);
     }

@@ -143,8 +143,8 @@ export async function reconcile(
       ),
       count("D2/D3: sum of status.deduplication.occurrenceCount = signals answered 2xx", signals, occurrences, slack),
       count(
-        "Redis: sum of dedup hash counts = signals answered created or duplicate",
-        seen.created + seen.duplicate,
+        "Redis: sum of dedup hash counts = signals answered 2xx",
+        signals,
         redis.sum,
         slack,
       ),

@@ -96,6 +96,7 @@ async function settle(pids: Record<string, number>, notes: string[], before: str
 
 interface LoadRun {
   summary: SummaryData;
+  loadAverage1m: number;
   windowSeconds: number;
   cpuSeconds: Record<Process, number>;
 }
@@ -110,6 +111,7 @@ function runLoad(
   pids: { server: number; redis: number },
 ): Promise<LoadRun> {
   mkdirSync(resultsDir, { recursive: true });
+  const loadAverage1m = loadavg()[0] ?? 0;
   const env = {
     TARGET: target,
     PATH: SIGNAL_PATH,
@@ -142,6 +144,7 @@ function runLoad(
       const used = (name: Process) => (after[name] ?? 0) - (before[name] ?? 0);
       resolve({
         summary,
+        loadAverage1m,
         windowSeconds: (end.at - start.at) / 1000,
         cpuSeconds: { runner: used("runner"), server: used("server"), redis: used("redis") },
       });
@@ -151,6 +154,7 @@ function runLoad(
 
 function benchRun(server: Server, rate: number, settings: Settings, run: LoadRun): BenchRun {
   const value = (metric: string, stat: string) => run.summary.metrics[metric]?.values[stat] ?? 0;
+  const failed = (check: string) => run.summary.root_group.checks.find((c) => c.name === check)?.fails ?? 0;
   const requests = value("http_reqs", "count");
   const cpu = (name: Process) => ({
     cores: run.cpuSeconds[name] / run.windowSeconds,
@@ -162,7 +166,10 @@ function benchRun(server: Server, rate: number, settings: Settings, run: LoadRun
     requests,
     achievedRate: requests / settings.durationSeconds,
     droppedIterations: value("dropped_iterations", "count"),
-    non202: value("checks", "fails"),
+    non202: failed("answered 202 (duplicate)"),
+    shed503: failed("not shed (503)"),
+    unanswered: failed("answered at all"),
+    loadAverage1m: run.loadAverage1m,
     latencyMs: {
       p50: value("http_req_duration", "med"),
       p95: value("http_req_duration", "p(95)"),

@@ -13,6 +13,11 @@ export interface BenchRun {
   droppedIterations: number;
   /** Answers other than 202 (the first gateway answer is a 201, sent while priming, not here). */
   non202: number;
+  /** Of those: 503 (the gateway shedding load) and no answer at all (timeout, refused). */
+  shed503: number;
+  unanswered: number;
+  /** 1-minute load average when the run started: how busy the shared machine was. */
+  loadAverage1m: number;
   latencyMs: { p50: number; p95: number; p99: number; max: number };
   /** How late the runner started iterations against the schedule (its own accuracy). */
   startLagP99Ms: number;
@@ -90,14 +95,15 @@ export function markdown(result: BenchResult): string {
       "server CPU",
       "redis CPU",
     ]),
-    row(Array(13).fill("---")),
+    row(Array(14).fill("---")),
     ...result.runs.map((r) =>
       row([
         r.targetRate,
         r.server,
+        r.loadAverage1m.toFixed(2),
         r.achievedRate.toFixed(1),
         r.droppedIterations,
-        r.non202,
+        `${r.non202} (${r.shed503}/${r.unanswered})`,
         ms(r.latencyMs.p50),
         ms(r.latencyMs.p95),
         ms(r.latencyMs.p99),

@@ -90,6 +90,21 @@ describe("pipeline against real Redis, kube-apiserver and Data Storage", () => {
     expect(await client.pttl(dedupKey(signal.fingerprint))).toBeGreaterThan(4 * 60_000);
 
     const second = await process(signal);
+    expect(Object.keys(second).sort()).toEqual(
+      [
+        "status",
+        "message",
+        "fingerprint",
+        "duplicate",
+        "remediationRequestName",
+        "remediationRequestNamespace",
+        "environment",
+        "priority",
+        "occurrenceCount",
+        "firstSeenAt",
+        "lastSeenAt",
+      ].sort(),
+    );
     expect(second).toMatchObject({
       status: "duplicate",
       duplicate: true,

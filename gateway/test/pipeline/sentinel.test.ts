@@ -86,6 +86,10 @@ describe("pipeline through a Redis Sentinel failover under traffic", () => {
 
     expect(unexpected).toEqual([]);
     expect(slowest).toBeLessThan(10_000);
+    await eventually(() => run.pipeline.health().redis, {
+      what: "Redis usable again via the new master",
+      timeoutMs: 15_000,
+    });
     await eventually(
       async () => {
         const rrs = await listRRs(kube, "failover");

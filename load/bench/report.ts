@@ -71,6 +71,24 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
+// Header and cell of each column of the runs table, kept side by side.
+const RUN_COLUMNS: [string, (r: BenchRun) => string | number][] = [
+  ["rate/s", (r) => r.targetRate],
+  ["server", (r) => r.server],
+  ["load avg", (r) => r.loadAverage1m.toFixed(2)],
+  ["achieved/s", (r) => r.achievedRate.toFixed(1)],
+  ["dropped", (r) => r.droppedIterations],
+  ["non-202 (503/none)", (r) => `${r.non202} (${r.shed503}/${r.unanswered})`],
+  ["p50 ms", (r) => ms(r.latencyMs.p50)],
+  ["p95 ms", (r) => ms(r.latencyMs.p95)],
+  ["p99 ms", (r) => ms(r.latencyMs.p99)],
+  ["max ms", (r) => ms(r.latencyMs.max)],
+  ["runner start lag p99 ms", (r) => ms(r.startLagP99Ms)],
+  ["runner CPU", (r) => cpu(r.cpu.runner.perThousand)],
+  ["server CPU", (r) => cpu(r.cpu.server.perThousand)],
+  ["redis CPU", (r) => cpu(r.cpu.redis.perThousand)],
+];
+
 export function markdown(result: BenchResult): string {
   const lines = [
     `# Duplicate path: gateway vs raw floor (${result.runId})`,
@@ -80,40 +98,9 @@ export function markdown(result: BenchResult): string {
     "floor and gateway alternating. Floor = fastify parsing the body + one Redis HINCRBY, same Redis.",
     "CPU columns: CPU seconds per 1000 requests (= cores per 1000 req/s), from /proc/<pid>/stat.",
     "",
-    row([
-      "rate/s",
-      "server",
-      "achieved/s",
-      "dropped",
-      "non-202",
-      "p50 ms",
-      "p95 ms",
-      "p99 ms",
-      "max ms",
-      "runner start lag p99 ms",
-      "runner CPU",
-      "server CPU",
-      "redis CPU",
-    ]),
-    row(Array(14).fill("---")),
-    ...result.runs.map((r) =>
-      row([
-        r.targetRate,
-        r.server,
-        r.loadAverage1m.toFixed(2),
-        r.achievedRate.toFixed(1),
-        r.droppedIterations,
-        `${r.non202} (${r.shed503}/${r.unanswered})`,
-        ms(r.latencyMs.p50),
-        ms(r.latencyMs.p95),
-        ms(r.latencyMs.p99),
-        ms(r.latencyMs.max),
-        ms(r.startLagP99Ms),
-        cpu(r.cpu.runner.perThousand),
-        cpu(r.cpu.server.perThousand),
-        cpu(r.cpu.redis.perThousand),
-      ]),
-    ),
+    row(RUN_COLUMNS.map(([header]) => header)),
+    row(RUN_COLUMNS.map(() => "---")),
+    ...result.runs.map((r) => row(RUN_COLUMNS.map(([, cell]) => cell(r)))),
     "",
     row(["rate/s", "p50 gateway/floor", "p99 gateway/floor", "CPU per request gateway/floor"]),
     row(Array(4).fill("---")),

@@ -132,11 +132,15 @@ async function send(
  * cold start in which every signal creates a RemediationRequest. Thresholds
  * select the measured scenario by tag, so the warm-up never counts.
  */
-export function warmupPlan(traffic: TrafficConfig): { scenarios: Record<string, Scenario>; startTime: string } {
+export function warmupPlan(traffic: TrafficConfig): {
+  scenarios: Record<string, Scenario>;
+  startTime: string;
+  startSeconds: number;
+} {
   const rate = Number(__ENV.WARMUP_RATE ?? 100);
   if (!Number.isFinite(rate) || rate < 0)
     throw new Error(`WARMUP_RATE must be a number >= 0 (got: ${__ENV.WARMUP_RATE})`);
-  if (rate === 0) return { scenarios: {}, startTime: "0s" };
+  if (rate === 0) return { scenarios: {}, startTime: "0s", startSeconds: 0 };
   const seconds = Math.ceil(traffic.poolSize / rate);
   return {
     scenarios: {
@@ -152,6 +156,7 @@ export function warmupPlan(traffic: TrafficConfig): { scenarios: Record<string, 
     },
     // A few seconds for the last creations to settle before measuring.
     startTime: `${seconds + 5}s`,
+    startSeconds: seconds + 5,
   };
 }
 

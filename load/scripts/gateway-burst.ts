@@ -13,10 +13,13 @@ import {
   summaryOutputs,
   testTags,
   trafficFromEnv,
+  sendWarmupSignal,
+  warmupPlan,
 } from "../lib/gateway-client.ts";
 import type { SummaryData } from "../lib/k6-summary.ts";
 
 const traffic = trafficFromEnv();
+const warm = warmupPlan(traffic);
 /** 1 for every answer that keeps the backpressure contract: not 429/503, or 429/503 with Retry-After. */
 const backpressureWithRetryAfter = new Rate("backpressure_with_retry_after");
 const backpressureResponses = new Counter("backpressure_responses");
@@ -31,7 +34,9 @@ export const options: Options = {
   tags: testTags(),
   summaryTrendStats: SUMMARY_TREND_STATS,
   scenarios: {
+    ...warm.scenarios,
     burst: {
+      startTime: warm.startTime,
       executor: "ramping-arrival-rate",
       startRate: baseRate,
       timeUnit: "1s",
@@ -66,6 +71,10 @@ export default async function (): Promise<void> {
   if (backpressure) backpressureResponses.add(1, { status: String(res.status) });
   backpressureWithRetryAfter.add(!backpressure || hasRetryAfter(res));
   if (res.status >= 500 && res.status !== 503) unexpectedServerErrors.add(1, { status: String(res.status) });
+}
+
+export async function warmup(): Promise<void> {
+  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
 }
 
 export function handleSummary(data: SummaryData): Record<string, string> {

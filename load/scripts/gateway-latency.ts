@@ -4,10 +4,19 @@
 import exec from "k6/execution";
 import type { Options } from "k6/options";
 import { durationMs } from "../lib/duration.ts";
-import { SUMMARY_TREND_STATS, sendSignal, summaryOutputs, testTags, trafficFromEnv } from "../lib/gateway-client.ts";
+import {
+  SUMMARY_TREND_STATS,
+  sendSignal,
+  summaryOutputs,
+  testTags,
+  trafficFromEnv,
+  sendWarmupSignal,
+  warmupPlan,
+} from "../lib/gateway-client.ts";
 import type { SummaryData } from "../lib/k6-summary.ts";
 
 const traffic = trafficFromEnv();
+const warm = warmupPlan(traffic);
 const normalRate = Number(__ENV.NORMAL_RATE || 500);
 const normalDuration = __ENV.NORMAL_DURATION || "1m";
 const burstRate = Number(__ENV.BURST_RATE || 3000);
@@ -22,7 +31,9 @@ export const options: Options = {
   tags: testTags(),
   summaryTrendStats: SUMMARY_TREND_STATS,
   scenarios: {
+    ...warm.scenarios,
     normal: {
+      startTime: warm.startTime,
       executor: "constant-arrival-rate",
       exec: "normal",
       rate: normalRate,
@@ -34,7 +45,7 @@ export const options: Options = {
     burst: {
       executor: "ramping-arrival-rate",
       exec: "burst",
-      startTime: normalDuration,
+      startTime: `${warm.startSeconds + normalMs / 1000}s`,
       startRate: normalRate,
       timeUnit: "1s",
       preAllocatedVUs: 300,
@@ -61,6 +72,10 @@ export async function normal(): Promise<void> {
 
 export async function burst(): Promise<void> {
   await sendSignal(traffic, burstOffset + exec.scenario.iterationInTest, true);
+}
+
+export async function warmup(): Promise<void> {
+  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
 }
 
 export function handleSummary(data: SummaryData): Record<string, string> {

@@ -4,10 +4,19 @@
 //   k6 run -e TARGET=... [-e RATE=300] [-e DURATION=2m | -e SOAK_MODE=24h] load/scripts/gateway-soak.ts
 import exec from "k6/execution";
 import type { Options } from "k6/options";
-import { SUMMARY_TREND_STATS, sendSignal, summaryOutputs, testTags, trafficFromEnv } from "../lib/gateway-client.ts";
+import {
+  SUMMARY_TREND_STATS,
+  sendSignal,
+  summaryOutputs,
+  testTags,
+  trafficFromEnv,
+  sendWarmupSignal,
+  warmupPlan,
+} from "../lib/gateway-client.ts";
 import type { SummaryData } from "../lib/k6-summary.ts";
 
 const traffic = trafficFromEnv();
+const warm = warmupPlan(traffic);
 const mode = __ENV.SOAK_MODE || "short";
 if (mode !== "short" && mode !== "24h") throw new Error(`SOAK_MODE: must be short or 24h (got: ${mode})`);
 
@@ -15,7 +24,9 @@ export const options: Options = {
   tags: { ...testTags(), soak_mode: mode },
   summaryTrendStats: SUMMARY_TREND_STATS,
   scenarios: {
+    ...warm.scenarios,
     soak: {
+      startTime: warm.startTime,
       executor: "constant-arrival-rate",
       rate: Number(__ENV.RATE || 300),
       timeUnit: "1s",
@@ -25,15 +36,19 @@ export const options: Options = {
     },
   },
   thresholds: {
-    http_req_duration: ["p(99)<100"],
-    http_req_failed: ["rate<0.001"],
-    dropped_iterations: ["count<1"],
+    "http_req_duration{scenario:soak}": ["p(99)<100"],
+    "http_req_failed{scenario:soak}": ["rate<0.001"],
+    "dropped_iterations{scenario:soak}": ["count<1"],
     checks: ["rate>0.999"],
   },
 };
 
 export default async function (): Promise<void> {
   await sendSignal(traffic, exec.scenario.iterationInTest, false);
+}
+
+export async function warmup(): Promise<void> {
+  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
 }
 
 export function handleSummary(data: SummaryData): Record<string, string> {

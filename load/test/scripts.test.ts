@@ -33,13 +33,13 @@ function expectThresholdsHoldExceptLatency(result: CliRun): void {
 
 describe("gateway load scripts", () => {
   it("gateway-1000rps sends the traffic mix to both endpoints and passes on a healthy target", async () => {
-    const result = await run("gateway-1000rps.ts", { RATE: "50", DURATION: "2s" });
+    const result = await run("gateway-1000rps.ts", { RATE: "50", DURATION: "2s", WARMUP_RATE: "0" });
     expectThresholdsHoldExceptLatency(result);
     expect(values(result, "http_reqs").count).toBe(100);
     expect(stub?.received.get("/api/v1/signals/prometheus")).toBeGreaterThan(50);
     expect(stub?.received.get("/api/v1/signals/kubernetes-event")).toBeGreaterThan(0);
     expect(Object.keys(result.summary?.metrics ?? {})).toEqual(
-      expect.arrayContaining(["http_req_duration{status:202}", "dropped_iterations", "checks"]),
+      expect.arrayContaining(["http_req_duration{scenario:sustained,status:202}", "dropped_iterations", "checks"]),
     );
     expect(values(result, "checks").rate).toBe(1);
     // The per-signal outcome counters reconcile with what the gateway stand-in stored.
@@ -48,10 +48,27 @@ describe("gateway load scripts", () => {
     expect(result.stdout).toMatch(/http_req_duration\.+: avg=/);
   });
 
+  it("gateway-1000rps warms up first: every pool member once, then the measured scenario", async () => {
+    const result = await run("gateway-1000rps.ts", {
+      RATE: "20",
+      DURATION: "1s",
+      WARMUP_RATE: "40",
+      POOL_SIZE: "40",
+      NEW_SHARE: "0",
+      STORM_EVERY: "0",
+    });
+    expectThresholdsHoldExceptLatency(result);
+    // 40 warm-up iterations (one per pool member) and 20 measured ones, all duplicates of the warm-up.
+    expect(values(result, "http_reqs").count).toBe(60);
+    expect(values(result, "http_req_duration{scenario:sustained}").count).toBe(20);
+    expect(values(result, "signals_created").count).toBe(stub?.fingerprints.size);
+    expect(stub?.fingerprints.size).toBeLessThanOrEqual(40 * 4);
+  });
+
   it("gateway-burst accepts backpressure that carries Retry-After", async () => {
     const result = await run(
       "gateway-burst.ts",
-      { BASE_RATE: "20", PEAK_RATE: "100", RAMP: "1s", HOLD: "1s" },
+      { BASE_RATE: "20", PEAK_RATE: "100", RAMP: "1s", HOLD: "1s", WARMUP_RATE: "0" },
       { backpressureEvery: 5 },
     );
     expectThresholdsHoldExceptLatency(result);
@@ -63,7 +80,7 @@ describe("gateway load scripts", () => {
   it("gateway-burst fails (exit 99) when backpressure comes without Retry-After", async () => {
     const result = await run(
       "gateway-burst.ts",
-      { BASE_RATE: "20", PEAK_RATE: "100", RAMP: "1s", HOLD: "1s" },
+      { BASE_RATE: "20", PEAK_RATE: "100", RAMP: "1s", HOLD: "1s", WARMUP_RATE: "0" },
       { backpressureEvery: 5, retryAfter: false },
     );
     expect(result.code).toBe(99);
@@ -78,6 +95,7 @@ describe("gateway load scripts", () => {
       BURST_RATE: "100",
       RAMP: "1s",
       HOLD: "1s",
+      WARMUP_RATE: "0",
     });
     expectThresholdsHoldExceptLatency(result);
     expect(values(result, "http_req_duration{scenario:normal}").count).toBe(80);
@@ -88,7 +106,7 @@ describe("gateway load scripts", () => {
   });
 
   it("gateway-soak runs the short mode and refuses an unknown SOAK_MODE", async () => {
-    const result = await run("gateway-soak.ts", { RATE: "50", DURATION: "2s" });
+    const result = await run("gateway-soak.ts", { RATE: "50", DURATION: "2s", WARMUP_RATE: "0" });
     expectThresholdsHoldExceptLatency(result);
     expect(values(result, "iterations").count).toBe(100);
     await stub?.close();

@@ -17,46 +17,82 @@ export class LuaScript {
   }
 }
 
+/** Storm window hashes: `gateway:storm:window:<id>` (the dedup scripts count repeats of storm members there). */
+export const STORM_WINDOW_PREFIX = "gateway:storm:window:";
+
 /**
  * Lua scripts on the per-fingerprint hash `gateway:dedup:fingerprint:<fp>`
  * (fields fingerprint, signalName, namespace, resource, firstSeen, lastSeen,
  * count, remediationRequestRef, plus claim/claimedAt for the creator and
- * flushedCount for the status flusher). Each runs atomically in Redis.
+ * `tokens`, the last few sighting tokens counted). Each runs atomically in Redis.
+ *
+ * Every counting script is idempotent per sighting token: a call that ran in
+ * Redis but whose answer was lost (a stalled event loop, a command timeout)
+ * is retried with the same token and does not count again (D2 exactly).
  */
+
+/** Lua helpers: the `tokens` field holds the last RECENT_TOKENS tokens counted, space-delimited. */
+const TOKENS = `
+local function seen(key, token)
+  local recent = redis.call('HGET', key, 'tokens') or ''
+  return string.find(recent, ' ' .. token .. ' ', 1, true) ~= nil
+end
+local function remember(key, token)
+  local recent = ' ' .. token .. (redis.call('HGET', key, 'tokens') or ' ')
+  redis.call('HSET', key, 'tokens', string.sub(recent, 1, 200))
+end
+`;
 
 /**
  * Check-and-claim, the one atomic step of section 4.
  * KEYS[1] hash. ARGV: fingerprint, signalName, namespace, resource, nowIso,
- * nowMs, ttlMs, token, leaseMs, increment ("1" counts this sighting).
+ * nowMs, ttlMs, token, leaseMs, stormKeepMs.
  * Returns {state, ref, count, firstSeen, lastSeen}; state is
  *   claimed - the caller creates the RemediationRequest (first sighting, a
  *             released claim, or a claim whose creator vanished past its lease);
- *   known   - ref is set: a duplicate (counted);
- *   pending - another caller is creating it (counted against that claim).
- * A retried call with the same token finds its own claim and is not counted twice.
+ *   known   - ref is a RemediationRequest: a duplicate (counted);
+ *   storm   - ref is "storm:<window>": a repeat of a storm member, counted in
+ *             the fingerprint and in the window; the reply carries the window's
+ *             {ref, count, firstSeen, lastSeen} and its id (storm-lost: the window expired);
+ *   pending - another caller is creating it; NOT counted (the caller asks again).
+ * Counted sightings remember their token, so a retried call is not counted twice.
  */
-export const SIGHT = new LuaScript(`
+export const SIGHT = new LuaScript(`${TOKENS}
 local key = KEYS[1]
 local now, nowMs, ttl, token, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
-local inc = ARGV[10] == '1'
 local function reply(state)
   local f = redis.call('HMGET', key, 'remediationRequestRef', 'count', 'firstSeen', 'lastSeen')
   return {state, f[1] or '', f[2] or '0', f[3] or now, f[4] or now}
 end
 local function count()
-  if inc then
-    redis.call('HINCRBY', key, 'count', 1)
-    redis.call('HSET', key, 'lastSeen', now)
-  end
+  if seen(key, token) then return false end
+  redis.call('HINCRBY', key, 'count', 1)
+  redis.call('HSET', key, 'lastSeen', now)
+  remember(key, token)
+  return true
 end
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'fingerprint', ARGV[1], 'signalName', ARGV[2], 'namespace', ARGV[3], 'resource', ARGV[4],
-    'firstSeen', now, 'lastSeen', now, 'count', 1, 'remediationRequestRef', '', 'claim', token, 'claimedAt', nowMs)
+    'firstSeen', now, 'lastSeen', now, 'count', 1, 'remediationRequestRef', '', 'claim', token, 'claimedAt', nowMs,
+    'tokens', ' ' .. token .. ' ')
   redis.call('PEXPIRE', key, math.max(ttl, lease))
   return reply('claimed')
 end
-local ref = redis.call('HGET', key, 'remediationRequestRef')
-if ref and ref ~= '' then
+local ref = redis.call('HGET', key, 'remediationRequestRef') or ''
+if string.sub(ref, 1, 6) == 'storm:' then
+  local window = '${STORM_WINDOW_PREFIX}' .. string.sub(ref, 7)
+  local counted = count()
+  redis.call('PEXPIRE', key, ttl)
+  if redis.call('EXISTS', window) == 0 then return reply('storm-lost') end
+  if counted then
+    redis.call('HINCRBY', window, 'count', 1)
+    redis.call('HSET', window, 'lastSeen', now)
+  end
+  redis.call('PEXPIRE', window, tonumber(ARGV[10]))
+  local w = redis.call('HMGET', window, 'remediationRequestRef', 'count', 'firstSeen', 'lastSeen')
+  return {'storm', w[1] or '', w[2] or '0', w[3] or now, w[4] or now, string.sub(ref, 7)}
+end
+if ref ~= '' then
   count()
   redis.call('PEXPIRE', key, ttl)
   return reply('known')
@@ -65,13 +101,13 @@ local claim = redis.call('HGET', key, 'claim') or ''
 if claim == token then
   return reply('claimed')
 end
-count()
-redis.call('PEXPIRE', key, math.max(ttl, lease))
 local claimedAt = tonumber(redis.call('HGET', key, 'claimedAt') or '0')
 if claim ~= '' and claimedAt + lease > nowMs then
   return reply('pending')
 end
+count()
 redis.call('HSET', key, 'claim', token, 'claimedAt', nowMs)
+redis.call('PEXPIRE', key, math.max(ttl, lease))
 return reply('claimed')
 `);
 
@@ -101,17 +137,25 @@ return {current, f[1], f[2], f[3]}
 `);
 
 /**
- * Takes back one sighting that will not be answered 2xx (its creation failed
- * or it gave up waiting), so the count stays exact. Ends the claim if the
- * token holds it, so a waiting caller can take over. KEYS[1] hash. ARGV: token.
+ * Takes back the creator's sighting when its creation failed (it is answered
+ * with an error), so the count stays exact, and ends its claim so a waiting
+ * caller can take over. Idempotent: only a token still remembered as counted
+ * is taken back. KEYS[1] hash. ARGV: token.
+ * Returns {count, ref}, or nil when there was nothing to take back.
  */
-export const RELEASE = new LuaScript(`
+export const RELEASE = new LuaScript(`${TOKENS}
 local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then return 0 end
+if redis.call('EXISTS', key) == 0 then return nil end
+local token = ARGV[1]
+if redis.call('HGET', key, 'claim') == token then redis.call('HSET', key, 'claim', '') end
+if not seen(key, token) then return nil end
+local recent = redis.call('HGET', key, 'tokens')
+local at = string.find(recent, ' ' .. token .. ' ', 1, true)
+redis.call('HSET', key, 'tokens', string.sub(recent, 1, at) .. string.sub(recent, at + string.len(token) + 2))
 local c = redis.call('HINCRBY', key, 'count', -1)
-if redis.call('HGET', key, 'claim') == ARGV[1] then redis.call('HSET', key, 'claim', '') end
-if c <= 0 and redis.call('HGET', key, 'remediationRequestRef') == '' then redis.call('DEL', key) end
-return c
+local ref = redis.call('HGET', key, 'remediationRequestRef') or ''
+if c <= 0 and ref == '' then redis.call('DEL', key) end
+return {c, ref}
 `);
 
 /**
@@ -122,17 +166,4 @@ return c
 export const ADD_COUNT = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'remediationRequestRef') ~= ARGV[1] then return 0 end
 return redis.call('HINCRBY', KEYS[1], 'count', tonumber(ARGV[2]))
-`);
-
-/**
- * The status flusher wrote `count` (ARGV[1]) to the request. Returns 0 when a
- * higher count had already been written (by another replica): the caller's
- * write was stale and must be redone. KEYS[1] hash.
- */
-export const MARK_FLUSHED = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-local flushed = tonumber(redis.call('HGET', KEYS[1], 'flushedCount') or '0')
-if flushed > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'flushedCount', ARGV[1])
-return 1
 `);

@@ -142,12 +142,7 @@ export async function reconcile(
         slack,
       ),
       count("D2/D3: sum of status.deduplication.occurrenceCount = signals answered 2xx", signals, occurrences, slack),
-      count(
-        "Redis: sum of dedup hash counts = signals answered 2xx",
-        signals,
-        redis.sum,
-        slack,
-      ),
+      count("Redis: sum of dedup hash counts = signals answered 2xx", signals, redis.sum, slack),
       count(
         "audit: gateway.signal.received events = signals answered 2xx",
         signals,

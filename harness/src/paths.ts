@@ -40,6 +40,9 @@ export function binary(name: string): string {
   for (const dir of (process.env.PATH ?? "").split(":")) if (dir) candidates.push(join(dir, name));
   for (const dir of ["/usr/bin", "/usr/sbin", "/usr/lib/postgresql/15/bin"]) candidates.push(join(dir, name));
   const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`binary '${name}' not found (looked in .tools/bin, KUBEBUILDER_ASSETS and PATH); run './taskw setup'`);
+  if (!found)
+    throw new Error(
+      `binary '${name}' not found (looked in .tools/bin, KUBEBUILDER_ASSETS and PATH); run './taskw setup'`,
+    );
   return found;
 }

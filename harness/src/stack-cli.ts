@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { currentRunDir, repoRoot } from "./paths.js";
 import { eventually } from "./poll.js";
 import { LocalStack, type StackEndpoints } from "./stack.js";
+import { isAlive } from "./supervisor.js";
 
 const STATE = join(repoRoot, "results", "stack.json");
 const USAGE = `usage: stack-cli.ts up [--sentinel] [--no-gateway] [--foreground] | down | dev`;
@@ -29,15 +30,6 @@ function readState(): StackState | undefined {
 function writeState(state: StackState): void {
   mkdirSync(dirname(STATE), { recursive: true });
   writeFileSync(STATE, `${JSON.stringify(state, null, 2)}\n`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function fail(message: string, code = 1): never {
@@ -73,7 +65,7 @@ async function runForeground(flags: Set<string>): Promise<void> {
 
 async function up(flags: Set<string>): Promise<void> {
   const current = readState();
-  if (current && alive(current.pid))
+  if (current && isAlive(current.pid))
     fail(`a stack is already running (pid ${current.pid}); run 'task stack:down' first`);
   const log = join(currentRunDir(), "stack.log");
   const out = openSync(log, "a");
@@ -90,7 +82,7 @@ async function up(flags: Set<string>): Promise<void> {
   const state = await eventually(
     () => {
       const s = readState();
-      if (!alive(child.pid ?? 0) && s?.status !== "ready") throw new Error(`the stack process exited; see ${log}`);
+      if (!isAlive(child.pid ?? 0) && s?.status !== "ready") throw new Error(`the stack process exited; see ${log}`);
       return s && s.pid === child.pid && s.status !== "starting" ? s : false;
     },
     { what: "the stack to start", timeoutMs: 180_000, intervalMs: 250 },
@@ -106,13 +98,13 @@ async function up(flags: Set<string>): Promise<void> {
 
 async function down(): Promise<void> {
   const state = readState();
-  if (!state || !alive(state.pid)) {
+  if (!state || !isAlive(state.pid)) {
     rmSync(STATE, { force: true });
     process.stdout.write("no stack is running\n");
     return;
   }
   process.kill(state.pid, "SIGTERM");
-  await eventually(() => !alive(state.pid), {
+  await eventually(() => !isAlive(state.pid), {
     what: `stack process ${state.pid} to exit`,
     timeoutMs: 60_000,
     intervalMs: 250,

@@ -85,6 +85,16 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Stops every process this test process started (used by signal handlers and stack teardown). */
 export async function stopAll(): Promise<void> {
   await Promise.allSettled([...live.values()].map((p) => p.stop()));
@@ -168,7 +178,9 @@ export class ManagedProcess {
       }
       if (Date.now() > deadline) {
         await this.kill();
-        throw this.failure(`not ready within ${timeoutMs} ms${lastProbeError ? ` (last probe: ${lastProbeError})` : ""}`);
+        throw this.failure(
+          `not ready within ${timeoutMs} ms${lastProbeError ? ` (last probe: ${lastProbeError})` : ""}`,
+        );
       }
     }
     return this;

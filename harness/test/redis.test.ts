@@ -16,7 +16,12 @@ describe("RedisServer (real redis-server)", () => {
     expect(await client.get("k")).toBe("v");
     client.disconnect();
     const { Redis } = await import("ioredis");
-    const bad = new Redis({ port: redis.getPort(), password: "wrong", maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const bad = new Redis({
+      port: redis.getPort(),
+      password: "wrong",
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     bad.on("error", () => {});
     await expect(bad.get("k")).rejects.toThrow(/WRONGPASS|invalid|closed/i);
     bad.disconnect();

@@ -4,16 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { repoRoot, scratchDir } from "../src/paths.js";
 import { eventually } from "../src/poll.js";
-import { ManagedProcess } from "../src/supervisor.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isAlive, ManagedProcess } from "../src/supervisor.js";
 
 const owners: ChildProcess[] = [];
 afterEach(() => {
@@ -48,7 +39,7 @@ async function startOwner(args: string[]): Promise<{ owner: ChildProcess; pids: 
     intervalMs: 200,
   });
   rmSync(dir, { recursive: true, force: true });
-  for (const pid of pids) expect(alive(pid)).toBe(true);
+  for (const pid of pids) expect(isAlive(pid)).toBe(true);
   return { owner, pids };
 }
 
@@ -66,7 +57,12 @@ describe("process supervisor", () => {
   });
 
   it("reports a process that exits during start-up with its log", async () => {
-    const proc = new ManagedProcess({ name: "crasher", command: "sh", args: ["-c", "echo bad flag >&2; exit 3"], ready: () => false });
+    const proc = new ManagedProcess({
+      name: "crasher",
+      command: "sh",
+      args: ["-c", "echo bad flag >&2; exit 3"],
+      ready: () => false,
+    });
     await expect(proc.start()).rejects.toThrow(/exited early \(code 3[\s\S]*bad flag/);
   });
 
@@ -81,25 +77,30 @@ describe("process supervisor", () => {
     await proc.start();
     const status = await proc.stop();
     expect(status.signal).toBe("SIGKILL");
-    expect(alive(proc.pid ?? 0)).toBe(false);
+    expect(isAlive(proc.pid ?? 0)).toBe(false);
   });
 
   it("leaves no component running when its owner gets SIGINT (Ctrl-C)", async () => {
     const { owner, pids } = await startOwner(["--import", "tsx", "harness/test/fixtures/owner.ts"]);
     killGroup(owner.pid ?? 0, "SIGINT"); // what Ctrl-C does: the whole foreground group
-    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
+    await eventually(() => pids.every((p) => !isAlive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
   });
 
   it("leaves no component running when its owner is SIGKILLed (the watchdog reaps them)", async () => {
     const { owner, pids } = await startOwner(["--import", "tsx", "harness/test/fixtures/owner.ts"]);
     killGroup(owner.pid ?? 0, "SIGKILL");
-    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
+    await eventually(() => pids.every((p) => !isAlive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 15_000 });
   });
 
   it("leaves no component running when a vitest run is interrupted mid-suite", async () => {
     const vitest = join(repoRoot, "node_modules", "vitest", "vitest.mjs");
-    const { owner, pids } = await startOwner([vitest, "run", "--config", "harness/test/fixtures/vitest.sigint.config.ts"]);
+    const { owner, pids } = await startOwner([
+      vitest,
+      "run",
+      "--config",
+      "harness/test/fixtures/vitest.sigint.config.ts",
+    ]);
     killGroup(owner.pid ?? 0, "SIGINT");
-    await eventually(() => pids.every((p) => !alive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 20_000 });
+    await eventually(() => pids.every((p) => !isAlive(p)), { what: `pids ${pids} to be gone`, timeoutMs: 20_000 });
   });
 });

@@ -1,6 +1,7 @@
 // What every gateway load script shares: the target, the traffic model, sending one signal with
 // checks on the gateway's answer, and the handleSummary outputs. Runs on k6 and the embedded runner.
 import { check } from "k6";
+import exec from "k6/execution";
 import http, { type RefinedResponse, type ResponseType } from "k6/http";
 import { Counter } from "k6/metrics";
 import { type SummaryData, textSummary } from "./k6-summary.ts";
@@ -34,9 +35,12 @@ export function testTags(): { testid: string } {
   return { testid: __ENV.TESTID || "local" };
 }
 
-/** The traffic model configured from __ENV; timestamps based on the current minute, shared by all VUs. */
+let traffic: TrafficConfig | undefined;
+
+/** The traffic model configured from __ENV (one per VU); timestamps based on the minute it was first asked for. */
 export function trafficFromEnv(): TrafficConfig {
-  return trafficConfigFromEnv(__ENV, Math.floor(Date.now() / 60_000) * 60_000);
+  traffic ??= trafficConfigFromEnv(__ENV, Math.floor(Date.now() / 60_000) * 60_000);
+  return traffic;
 }
 
 /** A parsed JSON body, or undefined when the body is not JSON. */
@@ -93,9 +97,9 @@ export function sendSignal(
   return send(signalRequest(traffic, iteration), allowBackpressure);
 }
 
-/** The warm-up scenario's iteration: the first sighting of pool member `iteration`. */
-export async function sendWarmupSignal(traffic: TrafficConfig, iteration: number): Promise<void> {
-  await send(warmupRequest(traffic, iteration), true);
+/** The warm-up scenario's exec function: the first sighting of one pool member. Scripts re-export it. */
+export async function warmup(): Promise<void> {
+  await send(warmupRequest(trafficFromEnv(), exec.scenario.iterationInTest), true);
 }
 
 // Bearer token for a gateway with auth on (the cluster manifests): GATEWAY_TOKEN.
@@ -160,8 +164,8 @@ export function warmupPlan(traffic: TrafficConfig): {
   };
 }
 
-/** handleSummary outputs: the text summary on stdout and summary.json in RESULTS_DIR. */
-export function summaryOutputs(data: SummaryData): Record<string, string> {
+/** k6's handleSummary for every script (re-exported): the text summary on stdout and summary.json in RESULTS_DIR. */
+export function handleSummary(data: SummaryData): Record<string, string> {
   const dir = (__ENV.RESULTS_DIR || ".").replace(/\/+$/, "");
   return { stdout: textSummary(data), [`${dir}/summary.json`]: JSON.stringify(data, null, 2) };
 }

@@ -3,16 +3,7 @@
 //   k6 run -e TARGET=http://127.0.0.1:8080 -e DURATION=2m load/scripts/gateway-1000rps.ts
 import exec from "k6/execution";
 import type { Options } from "k6/options";
-import {
-  SUMMARY_TREND_STATS,
-  sendSignal,
-  sendWarmupSignal,
-  summaryOutputs,
-  testTags,
-  trafficFromEnv,
-  warmupPlan,
-} from "../lib/gateway-client.ts";
-import type { SummaryData } from "../lib/k6-summary.ts";
+import { SUMMARY_TREND_STATS, sendSignal, testTags, trafficFromEnv, warmupPlan } from "../lib/gateway-client.ts";
 
 const traffic = trafficFromEnv();
 const warm = warmupPlan(traffic);
@@ -44,10 +35,4 @@ export default async function (): Promise<void> {
   await sendSignal(traffic, exec.scenario.iterationInTest, false);
 }
 
-export async function warmup(): Promise<void> {
-  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
-}
-
-export function handleSummary(data: SummaryData): Record<string, string> {
-  return summaryOutputs(data);
-}
+export { handleSummary, warmup } from "../lib/gateway-client.ts";

@@ -10,13 +10,10 @@ import {
   isBackpressure,
   SUMMARY_TREND_STATS,
   sendSignal,
-  summaryOutputs,
   testTags,
   trafficFromEnv,
-  sendWarmupSignal,
   warmupPlan,
 } from "../lib/gateway-client.ts";
-import type { SummaryData } from "../lib/k6-summary.ts";
 
 const traffic = trafficFromEnv();
 const warm = warmupPlan(traffic);
@@ -73,10 +70,4 @@ export default async function (): Promise<void> {
   if (res.status >= 500 && res.status !== 503) unexpectedServerErrors.add(1, { status: String(res.status) });
 }
 
-export async function warmup(): Promise<void> {
-  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
-}
-
-export function handleSummary(data: SummaryData): Record<string, string> {
-  return summaryOutputs(data);
-}
+export { handleSummary, warmup } from "../lib/gateway-client.ts";

@@ -4,16 +4,7 @@
 import exec from "k6/execution";
 import type { Options } from "k6/options";
 import { durationMs } from "../lib/duration.ts";
-import {
-  SUMMARY_TREND_STATS,
-  sendSignal,
-  summaryOutputs,
-  testTags,
-  trafficFromEnv,
-  sendWarmupSignal,
-  warmupPlan,
-} from "../lib/gateway-client.ts";
-import type { SummaryData } from "../lib/k6-summary.ts";
+import { SUMMARY_TREND_STATS, sendSignal, testTags, trafficFromEnv, warmupPlan } from "../lib/gateway-client.ts";
 
 const traffic = trafficFromEnv();
 const warm = warmupPlan(traffic);
@@ -74,10 +65,4 @@ export async function burst(): Promise<void> {
   await sendSignal(traffic, burstOffset + exec.scenario.iterationInTest, true);
 }
 
-export async function warmup(): Promise<void> {
-  await sendWarmupSignal(traffic, exec.scenario.iterationInTest);
-}
-
-export function handleSummary(data: SummaryData): Record<string, string> {
-  return summaryOutputs(data);
-}
+export { handleSummary, warmup } from "../lib/gateway-client.ts";

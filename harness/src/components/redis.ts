@@ -47,12 +47,18 @@ export class RedisServer {
     const port = this.port ?? (await freePort());
     const dir = scratchDir("redis");
     const args = [
-      "--port", String(port),
-      "--bind", "127.0.0.1",
-      "--dir", dir,
-      "--save", "",
-      "--appendonly", "no",
-      "--protected-mode", "no",
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no",
       ...(this.password ? ["--requirepass", this.password, "--masterauth", this.password] : []),
       ...this.extraConfig,
     ];

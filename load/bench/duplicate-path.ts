@@ -16,7 +16,7 @@ import { LocalStack } from "../../harness/src/stack.js";
 import { ManagedProcess } from "../../harness/src/supervisor.js";
 import type { SummaryData } from "../lib/k6-summary.ts";
 import { BENCH_ALERT_BODY, BENCH_NAMESPACE } from "./alert.ts";
-import { coresOver, cpuSnapshot } from "./cpu.js";
+import { coresOver, cpuSnapshot } from "../../harness/src/proc-stats.js";
 import { type BenchResult, type BenchRun, compare, markdown, type Process, type Server } from "./report.js";
 
 const SIGNAL_PATH = "/api/v1/signals/prometheus";

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
 import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
 import { repoRoot } from "../../harness/src/paths.js";
+import { cpuSeconds, rssBytes } from "../../harness/src/proc-stats.js";
 import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
 import { NAMESPACES } from "../lib/traffic.ts";
 import { type LoadSummary, latencyChart, markdownReport, type Series, type ThresholdResult } from "./report.js";
@@ -21,6 +22,8 @@ interface Scenario {
   gateway: ConfigTree;
   /** Upper bound of the gateway's resident memory during the run. */
   maxRssMiB: number;
+  /** For the soak: how much the gateway's resident memory may grow from start to end. */
+  maxRssGrowthMiB?: number;
   /** The scenario whose figures the report shows (the script's thresholds select it by tag). */
   measured: string;
 }
@@ -68,6 +71,7 @@ const SCENARIOS: Record<string, Scenario> = {
     gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 2000 } },
     maxRssMiB: 768,
     measured: "soak",
+    maxRssGrowthMiB: 128,
   },
 };
 
@@ -99,22 +103,44 @@ function parseArgs(argv: string[]): { name: string; scenario: Scenario; opts: Op
   return { name, scenario, opts };
 }
 
-/** Peak resident memory of a process, sampled once a second from /proc. */
-function watchRss(pid: number | undefined): { stop(): number } {
-  let peak = 0;
-  const sample = () => {
-    try {
-      const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-      peak = Math.max(peak, Number(kb ?? 0) * 1024);
-    } catch {
-      /* process gone */
+interface ProcessWatch {
+  firstRss: number;
+  lastRss: number;
+  peakRss: number;
+  cpuSeconds: number;
+  /** Most Redis clients connected at once (the gateway's pool, the accounting's own). */
+  peakRedisClients: number;
+}
+
+/**
+ * Samples the gateway's memory once a second, its CPU time over the run, and
+ * Redis's connected clients: what the soak scenario watches for growth or
+ * exhaustion.
+ */
+function watchGateway(stack: StartedLocalStack | undefined): { stop(): Promise<ProcessWatch> } {
+  const pid = stack?.gateway?.process.pid;
+  const redis = stack?.redis.client();
+  const w: ProcessWatch = { firstRss: 0, lastRss: 0, peakRss: 0, cpuSeconds: 0, peakRedisClients: 0 };
+  const cpuStart = pid ? cpuSeconds(pid) : 0;
+  const sample = async () => {
+    if (!pid) return;
+    const rss = rssBytes(pid);
+    if (rss > 0) {
+      w.firstRss ||= rss;
+      w.lastRss = rss;
+      w.peakRss = Math.max(w.peakRss, rss);
+      w.cpuSeconds = cpuSeconds(pid) - cpuStart;
     }
+    const info = await redis?.info("clients").catch(() => "");
+    w.peakRedisClients = Math.max(w.peakRedisClients, Number(/connected_clients:(\d+)/.exec(info ?? "")?.[1] ?? 0));
   };
-  const timer = pid ? setInterval(sample, 1000) : undefined;
+  const timer = setInterval(() => void sample(), 1000);
   return {
-    stop: () => {
+    stop: async () => {
       clearInterval(timer);
-      return peak;
+      await sample();
+      redis?.disconnect();
+      return w;
     },
   };
 }
@@ -223,6 +249,8 @@ async function latencySeries(stack: StartedLocalStack, testid: string, start: Da
   ];
 }
 
+const mib = (bytes: number | undefined) => Math.round((bytes ?? 0) / 1048576);
+
 async function main(): Promise<number> {
   const { name, scenario, opts } = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
@@ -252,14 +280,16 @@ async function main(): Promise<number> {
       ...(opts.seed && { SEED: opts.seed }),
       ...scenario.env(opts),
     };
-    const rss = watchRss(stack?.gateway?.process.pid);
+    const watch = watchGateway(stack);
     const run = await runScript(
       join(repoRoot, "load", "scripts", scenario.script),
       env,
       runId,
       stack?.prometheus.remoteWriteUrl(),
     );
-    const peakRss = rss.stop();
+    const proc = await watch.stop();
+    const peakRss = proc?.peakRss ?? 0;
+    const runSeconds = (Date.now() - startedAt.getTime()) / 1000;
     const end = new Date();
 
     let metrics: Record<string, K6Metric> = {};
@@ -288,7 +318,12 @@ async function main(): Promise<number> {
       "signals created": v("signals_created", "count"),
       "signals deduplicated": v("signals_duplicate", "count"),
       "signals storm-aggregated": v("signals_storm_aggregated", "count"),
-      "gateway peak RSS (MiB)": stack ? Math.round(peakRss / 1048576) : null,
+      "gateway RSS at start (MiB)": stack ? mib(proc?.firstRss) : null,
+      "gateway RSS at end (MiB)": stack ? mib(proc?.lastRss) : null,
+      "gateway RSS peak (MiB)": stack ? mib(peakRss) : null,
+      "gateway CPU (cores, average over the run)":
+        stack && proc ? Math.round((proc.cpuSeconds / runSeconds) * 100) / 100 : null,
+      "Redis connected clients (peak)": stack ? (proc?.peakRedisClients ?? null) : null,
     };
 
     const invariants: Check[] = [];
@@ -299,6 +334,15 @@ async function main(): Promise<number> {
         observed: Math.round(peakRss / 1048576),
         ok: peakRss <= scenario.maxRssMiB * 1048576,
       });
+      if (scenario.maxRssGrowthMiB !== undefined) {
+        const growth = mib((proc.lastRss ?? 0) - (proc.firstRss ?? 0));
+        invariants.push({
+          name: "gateway resident memory growth from start to end (MiB)",
+          expected: `<= ${scenario.maxRssGrowthMiB}`,
+          observed: growth,
+          ok: growth <= scenario.maxRssGrowthMiB,
+        });
+      }
       invariants.push({
         name: "gateway process still running after the run",
         expected: "running",

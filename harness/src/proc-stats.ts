@@ -1,5 +1,5 @@
-// CPU time of a process from /proc/<pid>/stat (user + system), read at the edges of a
-// measurement window by the benchmark. Linux only, like the rest of the local stack.
+// What a process costs, read from /proc (Linux only, like the rest of the local stack):
+// CPU time (user + system) and resident memory, for benchmarks and load-run reports.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
@@ -31,4 +31,14 @@ export async function coresOver(pids: Record<string, number>, windowMs: number):
   return Object.fromEntries(
     Object.keys(pids).map((name) => [name, ((after[name] ?? 0) - (before[name] ?? 0)) / seconds]),
   );
+}
+
+/** Resident memory of a process in bytes (0 when it is gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return Number(kb ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
 }

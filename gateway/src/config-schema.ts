@@ -150,7 +150,22 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     min: "100ms",
     max: "1m",
     reloadable: false,
-    description: "How often occurrence counts are written to status.deduplication.",
+    description:
+      "How long a changed occurrence count waits before it is written to status.deduplication: the " +
+      "duplicates of a busy request within it become one write.",
+  },
+  {
+    path: "processing.deduplication.statusWriteRate",
+    type: "integer",
+    default: 50,
+    min: 1,
+    max: 10_000,
+    reloadable: true,
+    description:
+      "Budget of status.deduplication writes per second, paced (the API server's load). Requests whose count " +
+      "changed are written oldest change first, each with its latest count: counts converge within a few " +
+      "seconds at normal load, and within (requests waiting / rate) seconds after a heavy run " +
+      "(gateway_dedup_status_backlog).",
   },
   {
     path: "processing.storm.enabled",

@@ -17,8 +17,16 @@ export class LuaScript {
   }
 }
 
-/** Storm window hashes: `gateway:storm:window:<id>` (the dedup scripts count repeats of storm members there). */
+/**
+ * Deduplication state is one Redis hash per fingerprint. The fingerprint
+ * already hashes the namespace (section 3), so the state is scoped per
+ * namespace without the namespace in the key.
+ */
+export const dedupKey = (fingerprint: string) => `gateway:dedup:fingerprint:${fingerprint}`;
+
+/** Storm window hashes (the dedup scripts count repeats of storm members there too). */
 export const STORM_WINDOW_PREFIX = "gateway:storm:window:";
+export const windowKey = (id: string) => `${STORM_WINDOW_PREFIX}${id}`;
 
 /**
  * Lua scripts on the per-fingerprint hash `gateway:dedup:fingerprint:<fp>`

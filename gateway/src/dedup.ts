@@ -1,19 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { RECORD, RELEASE, SIGHT } from "./dedup-scripts.js";
+import { dedupKey, RECORD, RELEASE, SIGHT, windowKey } from "./dedup-scripts.js";
 import { type KubeClient, oldestActive } from "./kube.js";
 import type { Log } from "./log.js";
 import { type RedisLink, RedisUnavailableError } from "./redis-link.js";
 import type { RemediationRequestObject } from "./remediation-request.js";
 import { sleep } from "./retry.js";
+import type { RemediationRequestIndex } from "./rr-index.js";
 import { parseRef, type RRRef, refText, type StatusFlusher } from "./status-flusher.js";
 import { type GatewayConfig, ProblemError, type Signal } from "./types.js";
 
-/**
- * Deduplication state is one Redis hash per fingerprint. The fingerprint
- * already hashes the namespace (section 3), so the state is scoped per
- * namespace without the namespace in the key.
- */
-export const dedupKey = (fingerprint: string) => `gateway:dedup:fingerprint:${fingerprint}`;
+export { dedupKey };
 
 /** Marker stored as remediationRequestRef for signals folded into a storm window. */
 export const STORM_REF_PREFIX = "storm:";
@@ -31,8 +27,8 @@ export interface Claim {
   known?: RemediationRequestObject[];
   /** Records the request; `adopted` requests add their existing count. */
   commit(rr: RemediationRequestObject, adopted: boolean): Promise<Occurrences>;
-  /** The signal went into storm window `windowId` instead. */
-  foldIntoStorm(windowId: string): Promise<void>;
+  /** The signal went into storm window `windowId` instead; `recorded`: the storm check already noted it in Redis. */
+  foldIntoStorm(windowId: string, recorded: boolean): Promise<void>;
   /** Creation failed: this sighting is not counted and another caller may claim. */
   release(): Promise<void>;
 }
@@ -40,16 +36,22 @@ export interface Claim {
 export type Sighting =
   | ({ kind: "duplicate"; ref: RRRef } & Occurrences)
   | { kind: "new"; claim: Claim }
-  | { kind: "storm-member"; windowId: string };
+  /** A repeat of a signal folded into a storm, counted in the window (`ref`: the window's request, once it exists). */
+  | ({ kind: "storm-member"; windowId: string; ref?: RRRef } & Occurrences)
+  /** It was folded into a storm window that has expired since. */
+  | { kind: "storm-lost" };
 
-const POLL_INTERVAL_MS = 20;
+/** Polling another replica's claim: first delay, doubling up to the cap. */
+const POLL_FIRST_MS = 20;
+const POLL_MAX_MS = 500;
 /** How long a degraded-mode lookup result is reused: bounds API reads per duplicate. */
 const DEGRADED_CACHE_MS = 2_000;
 
 interface SightReply {
-  state: "claimed" | "known" | "pending";
+  state: "claimed" | "known" | "pending" | "storm" | "storm-lost";
   ref: string;
   occurrences: Occurrences;
+  windowId: string;
 }
 
 function toOccurrences(count: unknown, firstSeen: unknown, lastSeen: unknown): Occurrences {
@@ -62,20 +64,44 @@ function claimLeaseMs(cfg: GatewayConfig): number {
   return maxAttempts * (cfg.kubernetes.requestTimeoutMs + maxBackoffMs) * 2 + 5_000;
 }
 
+/** How long a sighting waits for someone else's creation before answering 503 (below the request deadline). */
+function maxWaitMs(cfg: GatewayConfig): number {
+  return Math.min(claimLeaseMs(cfg) / 2, cfg.server.requestTimeoutMs * 0.8);
+}
+
+/** Settles when `work` does or at `until` (epoch ms), whichever is first. */
+async function waitUntil(work: Promise<void>, until: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+  });
+  await Promise.race([work, expired]);
+  clearTimeout(timer);
+}
+
 /**
- * Check-and-claim (section 4). With Redis: one Lua call decides; concurrent
- * sightings of a fingerprint being created are counted against the claim and
- * wait for its outcome, so every 2xx is either the creator or counted (D2).
- * Without Redis: the Kubernetes API is the dedup store (requests labelled
- * with the fingerprint and not terminal), serialized per fingerprint in this process.
+ * Check-and-claim (section 4). With Redis: one Lua call decides and counts;
+ * a sighting of a fingerprint someone is still creating is not counted yet:
+ * it waits for the creation (in this process: on the creation itself; another
+ * replica's: polling with backoff) and is counted once the request is known,
+ * so every 2xx is either the creator or counted once (D2). Each sighting
+ * carries a token, so a call retried after a lost answer does not count twice.
+ * Without Redis: the Kubernetes API is the dedup store (requests of the
+ * fingerprint not in a terminal phase, from the index or a list), serialized
+ * per fingerprint in this process.
  */
 export class Deduplicator {
   private readonly locks = new Map<string, Promise<void>>();
   private readonly degradedCache = new Map<string, { rr: RemediationRequestObject; until: number }>();
+  /** Creations this process is running, by fingerprint: settle when the claim does. */
+  private readonly creating = new Map<string, Promise<void>>();
+  private readonly tokenPrefix = randomUUID().slice(0, 8);
+  private tokens = 0;
 
   constructor(
     private readonly redis: RedisLink,
     private readonly kube: KubeClient,
+    private readonly index: RemediationRequestIndex,
     private readonly flusher: StatusFlusher,
     private readonly log: Log,
   ) {}
@@ -84,7 +110,7 @@ export class Deduplicator {
   async sight(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
     if (this.redis.available()) {
       try {
-        return await this.sightInRedis(signal, namespace, cfg);
+        return await this.sightInRedis(signal, cfg);
       } catch (err) {
         if (!(err instanceof RedisUnavailableError)) throw err;
       }
@@ -99,9 +125,10 @@ export class Deduplicator {
 
   // --- Redis ---------------------------------------------------------------
 
-  private async callSight(signal: Signal, cfg: GatewayConfig, token: string, count: boolean): Promise<SightReply> {
+  private async callSight(signal: Signal, cfg: GatewayConfig, token: string): Promise<SightReply> {
     const now = new Date();
     const resource = `${signal.resource.kind}/${signal.resource.name}`;
+    const { ttlMs } = cfg.processing.deduplication;
     const args = [
       signal.fingerprint,
       signal.signalName,
@@ -109,10 +136,10 @@ export class Deduplicator {
       resource,
       now.toISOString(),
       now.getTime(),
-      cfg.processing.deduplication.ttlMs,
+      ttlMs,
       token,
       claimLeaseMs(cfg),
-      count ? "1" : "0",
+      cfg.processing.storm.aggregationWindowMs + ttlMs,
     ];
     const key = dedupKey(signal.fingerprint);
     const reply = (await this.redis.runConfirmed("sight", (r) => SIGHT.run(r, [key], args))) as string[];
@@ -120,49 +147,58 @@ export class Deduplicator {
       state: reply[0] as SightReply["state"],
       ref: reply[1] ?? "",
       occurrences: toOccurrences(reply[2], reply[3], reply[4]),
+      windowId: reply[5] ?? "",
     };
   }
 
-  private async sightInRedis(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
-    const token = randomUUID();
-    let reply = await this.callSight(signal, cfg, token, true);
-    // Bounded below the request deadline, so a waiting duplicate answers 503 rather than timing out.
-    const waitUntil = Date.now() + Math.min(claimLeaseMs(cfg) / 2, cfg.server.requestTimeoutMs * 0.8);
-    while (reply.state === "pending") {
-      if (Date.now() >= waitUntil) {
-        await this.release(signal.fingerprint, token);
+  private async sightInRedis(signal: Signal, cfg: GatewayConfig): Promise<Sighting> {
+    const fp = signal.fingerprint;
+    // Unique per sighting and without spaces (the scripts keep recent tokens space-delimited).
+    const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
+    const until = Date.now() + maxWaitMs(cfg);
+    for (let polls = 0; ; polls++) {
+      const local = this.creating.get(fp);
+      if (local) await waitUntil(local, until);
+      const reply = await this.callSight(signal, cfg, token);
+      if (reply.state !== "pending") return this.fromReply(signal, cfg, token, reply);
+      if (Date.now() >= until) {
         throw new ProblemError(
           503,
           "another request is still creating the RemediationRequest for this signal; retry shortly",
           2,
         );
       }
-      await sleep(POLL_INTERVAL_MS);
-      try {
-        reply = await this.callSight(signal, cfg, token, false);
-      } catch (err) {
-        // Counted in Redis but Redis is gone: the degraded path answers (a possible over-count, never a loss).
-        if (err instanceof RedisUnavailableError) return this.sightInKubernetes(signal, namespace);
-        throw err;
-      }
+      // Another replica's claim: nothing to wait on here but Redis.
+      if (!this.creating.has(fp)) await sleep(Math.min(POLL_FIRST_MS * 2 ** polls, POLL_MAX_MS, until - Date.now()));
     }
-    return this.fromReply(signal, cfg, token, reply);
   }
 
   private fromReply(signal: Signal, cfg: GatewayConfig, token: string, reply: SightReply): Sighting {
     const key = dedupKey(signal.fingerprint);
-    if (reply.state === "claimed")
-      return { kind: "new", claim: this.redisClaim(signal, cfg, token, reply.occurrences) };
-    if (reply.ref.startsWith(STORM_REF_PREFIX))
-      return { kind: "storm-member", windowId: reply.ref.slice(STORM_REF_PREFIX.length) };
-    const ref = parseRef(reply.ref);
-    if (!ref) throw new Error(`dedup hash ${key} holds an unreadable remediationRequestRef`);
-    this.flusher.touch(key);
-    return { kind: "duplicate", ref, ...reply.occurrences };
+    switch (reply.state) {
+      case "claimed":
+        return { kind: "new", claim: this.redisClaim(signal, cfg, token, reply.occurrences) };
+      case "storm-lost":
+        return { kind: "storm-lost" };
+      case "storm": {
+        const ref = parseRef(reply.ref);
+        if (ref) this.flusher.touch(windowKey(reply.windowId));
+        return { kind: "storm-member", windowId: reply.windowId, ref, ...reply.occurrences };
+      }
+      default: {
+        const ref = parseRef(reply.ref);
+        if (!ref) throw new Error(`dedup hash ${key} holds an unreadable remediationRequestRef`);
+        this.flusher.touch(key);
+        return { kind: "duplicate", ref, ...reply.occurrences };
+      }
+    }
   }
 
-  private release(fingerprint: string, token: string): Promise<unknown> {
-    return this.redis.run("release", (r) => RELEASE.run(r, [dedupKey(fingerprint)], [token]));
+  /** Takes back the creator's count; if a request is recorded meanwhile (another replica), its status is due. */
+  private async release(fingerprint: string, token: string): Promise<void> {
+    const key = dedupKey(fingerprint);
+    const reply = (await this.redis.run("release", (r) => RELEASE.run(r, [key], [token]))) as [number, string] | null;
+    if (reply?.[1]) this.flusher.touch(key);
   }
 
   private record(fingerprint: string, ref: string, base: number, firstSeen: string, cfg: GatewayConfig) {
@@ -172,39 +208,74 @@ export class Deduplicator {
     >;
   }
 
+  /** The claim of a first sighting; until it settles, sightings of the fingerprint in this process wait on it. */
   private redisClaim(signal: Signal, cfg: GatewayConfig, token: string, seen: Occurrences): Claim {
     const fp = signal.fingerprint;
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    this.creating.set(fp, settled);
+    const done = () => {
+      if (this.creating.get(fp) === settled) this.creating.delete(fp);
+      settle();
+    };
     return {
       firstSeenAt: seen.firstSeenAt,
       commit: async (rr, adopted) => {
-        const ref = refText({ namespace: rr.metadata.namespace, name: rr.metadata.name });
-        const existing = adopted ? rr.status?.deduplication : undefined;
         try {
-          const reply = await this.record(fp, ref, existing?.occurrenceCount ?? 0, existing?.firstSeenAt ?? "", cfg);
-          if (!reply) return seen;
-          const result = toOccurrences(reply[1], reply[2], reply[3]);
-          if (reply[0] !== ref)
-            this.log.warn(
-              { ref, recorded: reply[0] },
-              "another gateway recorded a different request for this fingerprint",
-            );
-          if (adopted || result.occurrenceCount > 1) this.flusher.touch(dedupKey(fp));
-          return result;
-        } catch (err) {
-          // The request exists; an unrecorded claim expires and the next claimer adopts the request.
-          this.log.warn({ ref, err: (err as Error).message }, "could not record the RemediationRequest in Redis");
-          return seen;
+          return await this.commit(fp, rr, adopted, seen, cfg);
+        } finally {
+          done();
         }
       },
-      foldIntoStorm: async (windowId) => {
-        await this.record(fp, `${STORM_REF_PREFIX}${windowId}`, 0, "", cfg);
+      foldIntoStorm: async (windowId, recorded) => {
+        try {
+          if (!recorded) await this.record(fp, `${STORM_REF_PREFIX}${windowId}`, 0, "", cfg);
+        } finally {
+          done();
+        }
       },
       release: async () => {
-        await this.release(fp, token).catch((err) =>
-          this.log.warn({ err: (err as Error).message }, "could not release a dedup claim; it expires with its lease"),
-        );
+        try {
+          await this.release(fp, token);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, "could not release a dedup claim; it expires with its lease");
+        } finally {
+          done();
+        }
       },
     };
+  }
+
+  /** Records the request in the hash (ending the claim); `adopted` requests add their existing count. */
+  private async commit(
+    fp: string,
+    rr: RemediationRequestObject,
+    adopted: boolean,
+    seen: Occurrences,
+    cfg: GatewayConfig,
+  ): Promise<Occurrences> {
+    const ref = refText({ namespace: rr.metadata.namespace, name: rr.metadata.name });
+    const existing = adopted ? rr.status?.deduplication : undefined;
+    try {
+      const reply = await this.record(fp, ref, existing?.occurrenceCount ?? 0, existing?.firstSeenAt ?? "", cfg);
+      if (!reply) {
+        if (!adopted) this.flusher.initial(dedupKey(fp), rr, seen);
+        return seen;
+      }
+      const result = toOccurrences(reply[1], reply[2], reply[3]);
+      if (reply[0] !== ref)
+        this.log.warn({ ref, recorded: reply[0] }, "another gateway recorded a different request for this fingerprint");
+      if (adopted) this.flusher.touch(dedupKey(fp));
+      else this.flusher.initial(dedupKey(fp), rr, result);
+      return result;
+    } catch (err) {
+      // The request exists; an unrecorded claim expires and the next claimer adopts the request.
+      this.log.warn({ ref, err: (err as Error).message }, "could not record the RemediationRequest in Redis");
+      if (!adopted) this.flusher.initial(dedupKey(fp), rr, seen);
+      return seen;
+    }
   }
 
   // --- Kubernetes (degraded) ------------------------------------------------
@@ -251,7 +322,7 @@ export class Deduplicator {
 
   private async listOrFail(namespace: string, fingerprint: string): Promise<RemediationRequestObject[]> {
     try {
-      return await this.kube.listByFingerprint(namespace, fingerprint);
+      return this.index.lookup(namespace, fingerprint) ?? (await this.kube.listByFingerprint(namespace, fingerprint));
     } catch (err) {
       throw new ProblemError(
         503,
@@ -290,7 +361,10 @@ export class Deduplicator {
       commit: async (rr, adopted) => {
         this.remember(fp, rr);
         unlock();
-        if (!adopted) return initial;
+        if (!adopted) {
+          this.flusher.initial(dedupKey(fp), rr, initial);
+          return initial;
+        }
         const { ref: _, ...occurrences } = this.countWithoutRedis(rr, fp, seenAt);
         return occurrences;
       },

@@ -85,6 +85,7 @@ export class KubeClient {
   private headers: { value: Record<string, string>; expiresAt: number } | undefined;
   private usable = true;
   private probe: NodeJS.Timeout | undefined;
+  private readonly writeObservers: ((rr: RemediationRequestObject) => void)[] = [];
 
   constructor(
     private readonly kc: KubeConfig,
@@ -178,6 +179,43 @@ export class KubeClient {
     return JSON.parse(text) as T;
   }
 
+  /**
+   * A streaming GET (a watch): resolves once the API server answered 200;
+   * the body yields chunks until the server ends it or `signal` aborts.
+   */
+  async stream(what: string, path: string, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(`${this.server}${path}`, {
+        method: "GET",
+        dispatcher: await this.agent,
+        headers: { ...(await this.authHeaders()), accept: "application/json" },
+        signal,
+      });
+    } catch (err) {
+      throw new KubeApiError("unavailable", undefined, `${what}: API server unreachable (${(err as Error).message})`);
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch(() => "");
+      throw new KubeApiError(
+        failureFor(res.statusCode),
+        res.statusCode,
+        `${what}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`,
+      );
+    }
+    return res.body;
+  }
+
+  /** `observer` sees every RemediationRequest this client created or wrote (as the API server returned it). */
+  onWritten(observer: (rr: RemediationRequestObject) => void): void {
+    this.writeObservers.push(observer);
+  }
+
+  private written(rr: RemediationRequestObject): RemediationRequestObject {
+    for (const observe of this.writeObservers) observe(rr);
+    return rr;
+  }
+
   /** `send` with the configured retry policy (section 6). */
   call<T>(what: string, method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
     return withRetry(
@@ -256,20 +294,21 @@ export class KubeClient {
    * Merge-patch of the status subresource. With `resourceVersion` the write
    * is conditional (409 when someone else wrote in between).
    */
-  patchStatus(
+  async patchStatus(
     namespace: string,
     name: string,
     status: { overallPhase?: string; deduplication: DeduplicationStatus },
     resourceVersion?: string,
   ): Promise<RemediationRequestObject> {
     const body = { ...(resourceVersion ? { metadata: { resourceVersion } } : {}), status };
-    return this.call(
+    const rr = await this.call<RemediationRequestObject>(
       `patch status of RemediationRequest ${namespace}/${name}`,
       "PATCH",
       `${this.rrPath(namespace, name)}/status`,
       body,
       "application/merge-patch+json",
     );
+    return this.written(rr);
   }
 
   /**
@@ -277,30 +316,36 @@ export class KubeClient {
    * exists, else creates one. The name is derived from the fingerprint and the
    * number of requests that already exist, so concurrent creators collide on
    * the name and only one wins; the loser adopts the winner's request.
-   * `known` skips the lookup when the caller has just listed.
+   * `known` (the caller's view: a lookup in the index, or a list it just made)
+   * skips the list; an active request in it is adopted only once a GET confirms it.
    */
   async createOrAdopt(req: {
     namespace: string;
     fingerprint: string;
     build: (name: string) => object;
-    initial: DeduplicationStatus;
     known?: RemediationRequestObject[];
   }): Promise<{ created: boolean; rr: RemediationRequestObject }> {
     const { namespace, fingerprint } = req;
     const existing = req.known ?? (await this.listByFingerprint(namespace, fingerprint));
     const active = oldestActive(existing);
+    if (active && req.known) {
+      const current = await this.getRemediationRequest(namespace, active.metadata.name);
+      if (current && isActive(current)) return { created: false, rr: current };
+      return this.createOrAdopt({ ...req, known: undefined }); // the caller's view was stale: look again
+    }
     if (active) return { created: false, rr: active };
     // Generation = how many exist; bumped when a name is taken by a finished request.
     for (let generation = existing.length, bumps = 0; bumps < 8; generation++, bumps++) {
       const name = remediationRequestName(fingerprint, generation);
       try {
-        const rr = await this.call<RemediationRequestObject>(
-          `create RemediationRequest ${namespace}/${name}`,
-          "POST",
-          this.rrPath(namespace),
-          req.build(name),
+        const rr = this.written(
+          await this.call<RemediationRequestObject>(
+            `create RemediationRequest ${namespace}/${name}`,
+            "POST",
+            this.rrPath(namespace),
+            req.build(name),
+          ),
         );
-        await this.writeInitialStatus(rr, req.initial);
         return { created: true, rr };
       } catch (err) {
         if (!(err instanceof KubeApiError && err.reason === "conflict")) throw err;
@@ -314,19 +359,6 @@ export class KubeClient {
       409,
       `create RemediationRequest for ${fingerprint.slice(0, 12)} in ${namespace}: every candidate name is taken`,
     );
-  }
-
-  /** The request exists either way; a failed status write is caught up by the status flusher. */
-  private async writeInitialStatus(rr: RemediationRequestObject, initial: DeduplicationStatus): Promise<void> {
-    try {
-      const updated = await this.patchStatus(rr.metadata.namespace, rr.metadata.name, {
-        overallPhase: "Pending",
-        deduplication: initial,
-      });
-      rr.status = updated.status;
-    } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message }, "initial status of a new RemediationRequest not written");
-    }
   }
 }
 

@@ -7,7 +7,8 @@ import type { Metrics } from "./metrics.js";
 import { NamespaceDirectory } from "./namespaces.js";
 import { priorityFor } from "./priority.js";
 import { RedisLink, RedisUnavailableError } from "./redis-link.js";
-import { buildRemediationRequest, type Placement } from "./remediation-request.js";
+import { buildRemediationRequest, type Placement, type RemediationRequestObject } from "./remediation-request.js";
+import { RemediationRequestIndex } from "./rr-index.js";
 import { type RRRef, StatusFlusher } from "./status-flusher.js";
 import { StormDetector } from "./storm.js";
 import {
@@ -54,19 +55,23 @@ function problemFor(err: unknown): ProblemError {
  * The signal pipeline (sections 3-7): environment and priority, dedup
  * check-and-claim, storm check for new fingerprints, RemediationRequest
  * creation, audit events for each decision. Duplicates are answered from
- * Redis alone; the Kubernetes API sees only creations and the coalesced
+ * Redis alone; the Kubernetes API sees only creations (checked against an
+ * in-memory index of the requests, kept by list+watch) and the coalesced
  * status writes.
  */
 export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntime> {
   const { config, metrics, log } = deps;
   const cfg = config();
   const kube = new KubeClient(loadKubeConfig(cfg.kubernetes), { config, log });
+  const index = new RemediationRequestIndex(kube, metrics, log);
   const redis = new RedisLink(cfg.redis, metrics, log);
   const flusher = new StatusFlusher(redis, kube, metrics, log, config);
-  const dedup = new Deduplicator(redis, kube, flusher, log);
+  const dedup = new Deduplicator(redis, kube, index, flusher, log);
   const namespaces = new NamespaceDirectory(kube, log);
   const audit = new AuditTrail(config, metrics, log);
-  const storms = new StormDetector({ redis, kube, namespaces, flusher, audit, metrics, log, config });
+  const storms = new StormDetector({ redis, kube, index, namespaces, flusher, audit, metrics, log, config });
+  // Ready once the index follows the API server; if it cannot yet, lookups go to the API server meanwhile.
+  await index.start(Math.min(cfg.kubernetes.requestTimeoutMs, 5_000));
   audit.start();
   flusher.start();
   storms.start();
@@ -103,7 +108,7 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
 
   /** Creates (or adopts) the request in the placement namespace; a vanished namespace moves it to the fallback. */
   const createOrAdopt = async (ctx: Context, claim: Claim) => {
-    const attempt = (placement: Placement, known = claim.known) =>
+    const attempt = (placement: Placement, known: RemediationRequestObject[] | undefined) =>
       kube.createOrAdopt({
         namespace: placement.namespace,
         fingerprint: ctx.signal.fingerprint,
@@ -113,11 +118,10 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
             placement,
             name,
           ),
-        initial: { occurrenceCount: 1, firstSeenAt: claim.firstSeenAt, lastSeenAt: new Date().toISOString() },
-        known,
+        known: known ?? index.lookup(placement.namespace, ctx.signal.fingerprint),
       });
     try {
-      return await attempt(ctx.placement);
+      return await attempt(ctx.placement, claim.known);
     } catch (err) {
       const missing =
         err instanceof KubeApiError && err.reason === "not_found" && ctx.placement.originNamespace === undefined;
@@ -135,7 +139,7 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
         const storm = await storms.check(signal, ctx.environment, ctx.priority, cfg);
         if (storm) {
           await claim
-            .foldIntoStorm(storm.windowId)
+            .foldIntoStorm(storm.windowId, storm.inRedis)
             .catch((err) =>
               log.warn(
                 { err: (err as Error).message },
@@ -186,9 +190,9 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
     const sighting = await dedup.sight(ctx.signal, ctx.placement.namespace, ctx.cfg);
     if (sighting.kind === "duplicate") return duplicate(ctx, sighting.ref, sighting);
     if (sighting.kind === "new") return firstSighting(ctx, sighting.claim);
-    const member = await storms.recount(sighting.windowId, ctx.cfg);
-    if (member?.ref) return duplicate(ctx, member.ref, member);
-    if (member) return aggregated(ctx, sighting.windowId, false);
+    if (sighting.kind === "storm-member") {
+      return sighting.ref ? duplicate(ctx, sighting.ref, sighting) : aggregated(ctx, sighting.windowId, false);
+    }
     // The window's record is gone: forget the fingerprint and see it afresh (once).
     if (retried) throw new ProblemError(503, "storm window state was lost; retry", 1);
     await dedup.forget(ctx.signal.fingerprint);
@@ -233,6 +237,7 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
 
     async close() {
       await storms.close();
+      await index.close();
       await flusher.close();
       await audit.close();
       await redis.close();

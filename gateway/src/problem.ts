@@ -189,7 +189,10 @@ export function installProblemHandling(app: FastifyInstance, opts: { bodyLimit: 
 
   app.setErrorHandler((err: FastifyError | ProblemError, request, reply) => {
     const { status, detail, retryAfter } = classify(err, request, opts.bodyLimit);
-    if (status >= 500) request.log.error({ err, status }, "request failed");
+    // A ProblemError is an expected outcome (a dependency down, a deadline): its detail says it all,
+    // and serializing a stack per refused request would cost most exactly when the gateway is busiest.
+    if (status >= 500 && !(err instanceof ProblemError)) request.log.error({ err, status }, "request failed");
+    else if (status >= 500) request.log.warn({ status, detail }, "request failed");
     else request.log.debug({ status, detail }, "request refused");
     return sendProblem(request, reply, status, detail, retryAfter);
   });

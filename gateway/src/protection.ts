@@ -1,8 +1,9 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Metrics } from "./metrics.js";
+import { sendProblem } from "./problem.js";
 import type { Lifecycle } from "./shutdown.js";
-import { type GatewayConfig, ProblemError } from "./types.js";
+import type { GatewayConfig } from "./types.js";
 
 /**
  * Token bucket per client. Buckets live in a Map kept in least-recently-used
@@ -94,36 +95,39 @@ export interface ProtectionOptions {
  * Load protection for the signal routes (section 10), cheapest check first and
  * before the body is read: shutting down → 503, too much work in flight or a
  * lagging event loop → 503, client over its rate → 429. Every refusal is
- * counted in gateway_requests_rejected_total{reason}.
+ * counted in gateway_requests_rejected_total{reason}. Refusals are answered
+ * directly (no Error, no stack trace, no log line): shedding must stay cheap
+ * exactly when the gateway is busiest.
  */
 export function installLoadProtection(app: FastifyInstance, opts: ProtectionOptions): void {
   const limiter = new RateLimiter(10_000, opts.now);
   const lag = opts.eventLoopLagMs ?? startLagMonitor(app);
   let inFlight = 0;
-  const refuse = (reason: string, status: 429 | 503, detail: string, retryAfter: number): never => {
-    opts.metrics.requestsRejected.inc({ reason });
-    throw new ProblemError(status, detail, retryAfter);
-  };
-
   app.addHook("onRequest", async (request, reply) => {
+    const refuse = (reason: string, status: 429 | 503, detail: string, retryAfter: number): FastifyReply => {
+      opts.metrics.requestsRejected.inc({ reason });
+      return sendProblem(request, reply, status, detail, retryAfter);
+    };
     const cfg = opts.config();
     if (opts.lifecycle.phase === "closing") {
-      refuse("shutting_down", 503, "the gateway is shutting down; retry the request", 1);
+      return refuse("shutting_down", 503, "the gateway is shutting down; retry the request", 1);
     }
     const { maxInFlight, maxEventLoopLagMs } = cfg.backpressure;
     if (inFlight >= maxInFlight) {
-      refuse("overloaded", 503, `the gateway is at its limit of ${maxInFlight} requests in flight; retry shortly`, 1);
+      const detail = `the gateway is at its limit of ${maxInFlight} requests in flight; retry shortly`;
+      return refuse("overloaded", 503, detail, 1);
     }
     const lagMs = lag();
     if (lagMs > maxEventLoopLagMs) {
-      refuse("overloaded", 503, `the gateway is overloaded (event-loop lag ${Math.round(lagMs)} ms); retry shortly`, 1);
+      const detail = `the gateway is overloaded (event-loop lag ${Math.round(lagMs)} ms); retry shortly`;
+      return refuse("overloaded", 503, detail, 1);
     }
     const { enabled, requestsPerSecond, burst, trustForwardedFor } = cfg.rateLimit;
     if (enabled) {
       const wait = limiter.take(clientKey(request, trustForwardedFor ?? false), requestsPerSecond, burst);
       if (wait > 0) {
         const detail = `rate limit of ${requestsPerSecond} requests/s (burst ${burst}) exceeded for this client`;
-        refuse("rate_limited", 429, detail, wait);
+        return refuse("rate_limited", 429, detail, wait);
       }
     }
     inFlight++;

@@ -1,9 +1,10 @@
-import { ADD_COUNT, MARK_FLUSHED } from "./dedup-scripts.js";
+import { ADD_COUNT } from "./dedup-scripts.js";
 import { KubeApiError, type KubeClient } from "./kube.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
-import { Periodic } from "./periodic.js";
 import type { RedisLink } from "./redis-link.js";
+import type { DeduplicationStatus, RemediationRequestObject } from "./remediation-request.js";
+import { sleep } from "./retry.js";
 import type { GatewayConfig } from "./types.js";
 
 /** A RemediationRequest, as recorded in Redis: "namespace/name". */
@@ -20,16 +21,10 @@ export function parseRef(text: string | null | undefined): RRRef | undefined {
   return match ? { namespace: match[1] as string, name: match[2] as string } : undefined;
 }
 
-/** Parallel status writes per pass: enough to keep up, few enough not to swamp the API server. */
-const CONCURRENCY = 32;
-
-async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
+/** Status writes in flight at once: the budget sets the rate; this bounds the queue at a slow API server. */
+const WRITE_CONCURRENCY = 8;
+/** On shutdown the backlog is written for at most this long (at the budget's rate). */
+const CLOSE_DRAIN_MS = 3_000;
 
 interface PendingDelta {
   ref: RRRef;
@@ -37,46 +32,91 @@ interface PendingDelta {
   delta: number;
   firstSeenAt: string;
   lastSeenAt: string;
+  /** When the first occurrence not yet written was counted (ms). */
+  since: number;
+}
+
+/** The oldest entry of an insertion-ordered map. */
+function oldest<K, V>(map: Map<K, V>): [K, V] | undefined {
+  return map.entries().next().value;
 }
 
 /**
  * Coalesced `status.deduplication` writes (D3). Duplicates only mark what
- * changed; every flush interval each touched request gets one merge-patch.
+ * changed; a pump writes the marked requests oldest change first, each once
+ * its change is `statusFlushInterval` old (so a busy request is written once
+ * per interval, not per duplicate), paced to `statusWriteRate` writes per
+ * second. A request marked again keeps its place and is written with its
+ * latest count: every one is written, none is queued twice (the backlog is
+ * bounded by the active fingerprints), and the API server sees a steady,
+ * bounded load. Counts converge within the interval at normal load and
+ * within backlog / rate seconds after a burst (gateway_dedup_status_backlog).
  * - Normally the count comes from the Redis hash (authoritative, shared by
- *   replicas), so whatever replica writes last, the value converges; a write
- *   that lost a race against a higher one is detected and redone.
+ *   replicas), so whatever replica writes last, the value converges; a count
+ *   that moved while it was written is written again.
  * - While Redis is unreachable, duplicates are counted here and added to the
  *   request's current status (read, then a resourceVersion-guarded patch);
  *   when Redis is back, the same amounts are added to the hashes.
  */
 export class StatusFlusher {
-  private readonly touched = new Set<string>();
+  /** Redis keys due for a write → when first marked since their last write (insertion order = oldest first). */
+  private readonly touched = new Map<string, number>();
   private readonly deltas = new Map<string, PendingDelta>();
   /** Counts written to status while Redis was down, still to be added to the hashes. */
   private readonly debts = new Map<string, { ref: string; delta: number }>();
-  private readonly loop: Periodic;
+  private readonly writing = new Set<Promise<void>>();
+  /** First status writes of requests just created, by key: later writes of the key wait for them (order). */
+  private readonly initialWrites = new Map<string, Promise<void>>();
+  private tokens = 0;
+  private refilledAt = performance.now();
+  /** The creations' API writes per second (a create and its first status each), decaying with a 1 s time constant. */
+  private creationLoad = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private settling = false;
 
   constructor(
     private readonly redis: RedisLink,
     private readonly kube: KubeClient,
     private readonly metrics: Metrics,
     private readonly log: Log,
-    config: () => GatewayConfig,
+    private readonly config: () => GatewayConfig,
   ) {
     redis.onRecovery(() => this.settleDebts());
-    this.loop = new Periodic(
-      () => config().processing.deduplication.statusFlushIntervalMs,
-      () => this.flush(),
-    );
   }
 
   start(): void {
-    this.loop.start();
+    this.schedule(0);
   }
 
   /** The Redis hash `countKey` changed; its request's status is due for a write. */
   touch(countKey: string): void {
-    this.touched.add(countKey);
+    if (!this.touched.has(countKey)) this.touched.set(countKey, Date.now());
+  }
+
+  /**
+   * A request was just created: its first status (phase Pending and its
+   * count) is written now, outside the budget and off the creator's answer.
+   * Guarded by the creation's resourceVersion, so it never overwrites what
+   * someone wrote first (an orchestrator's phase); then the regular write
+   * brings the count. Later writes of `countKey` wait for this one.
+   */
+  initial(countKey: string, rr: RemediationRequestObject, deduplication: DeduplicationStatus): void {
+    const { namespace, name, resourceVersion } = rr.metadata;
+    if (!process.env.GW_AB_NOSHARE) this.creationLoad += 2; // AB-EXPERIMENT
+    const write: Promise<void> = this.kube
+      .patchStatus(namespace, name, { overallPhase: "Pending", deduplication }, resourceVersion)
+      .then(
+        () => this.metrics.dedupStatusUpdates.inc({ result: "success" }),
+        (err) => {
+          this.failed(err, `${namespace}/${name}`);
+          this.touch(countKey);
+        },
+      )
+      .finally(() => {
+        if (this.initialWrites.get(countKey) === write) this.initialWrites.delete(countKey);
+      });
+    this.initialWrites.set(countKey, write);
   }
 
   /** Occurrences counted without Redis (degraded mode), added to the request's status. */
@@ -87,7 +127,7 @@ export class StatusFlusher {
       pending.delta += count;
       pending.lastSeenAt = seenAt;
     } else {
-      this.deltas.set(key, { ref, countKey, delta: count, firstSeenAt: seenAt, lastSeenAt: seenAt });
+      this.deltas.set(key, { ref, countKey, delta: count, firstSeenAt: seenAt, lastSeenAt: seenAt, since: Date.now() });
     }
   }
 
@@ -96,92 +136,147 @@ export class StatusFlusher {
     return this.deltas.get(refText(ref))?.delta ?? 0;
   }
 
-  async flush(): Promise<void> {
-    if (!this.kube.healthy()) return; // keep everything for the next pass
-    await this.flushDeltas();
-    if (this.debts.size > 0 && this.redis.available()) {
-      await this.redis.run("settle", () => this.settleDebts()).catch(() => {});
-    }
-    await this.flushTouched();
+  /** Requests waiting for their status write. */
+  backlog(): number {
+    return this.touched.size + this.deltas.size;
   }
 
+  /** Stops the pump and writes what it can of the backlog within CLOSE_DRAIN_MS. */
   async close(): Promise<void> {
-    await this.loop.stop();
-    await this.flush().catch((err) => this.log.warn({ err: (err as Error).message }, "final status flush failed"));
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await Promise.all(this.initialWrites.values());
+    const until = Date.now() + CLOSE_DRAIN_MS;
+    for (;;) {
+      this.pump(Number.POSITIVE_INFINITY);
+      await Promise.all(this.writing);
+      if (this.backlog() === 0 || !this.kube.healthy() || Date.now() >= until) break;
+      await sleep(Math.max(5, 1000 / this.config().processing.deduplication.statusWriteRate));
+    }
+    if (this.backlog() > 0)
+      this.log.warn(
+        { backlog: this.backlog() },
+        "status.deduplication writes left for the next sighting of each signal",
+      );
   }
 
-  private async flushTouched(): Promise<void> {
-    if (this.touched.size === 0 || !this.redis.available()) return;
-    const keys = [...this.touched];
-    this.touched.clear();
-    let rows: [Error | null, unknown][] | null;
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => this.tick(), ms);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const { statusWriteRate, statusFlushIntervalMs } = this.config().processing.deduplication;
+    this.pump(Date.now() - statusFlushIntervalMs);
+    if (this.debts.size > 0 && !this.settling && this.redis.available()) {
+      this.settling = true;
+      void this.redis
+        .run("settle", () => this.settleDebts())
+        .catch(() => {})
+        .finally(() => {
+          this.settling = false;
+        });
+    }
+    this.metrics.dedupStatusBacklog.set(this.backlog());
+    // While anything waits, tick at the write rate; otherwise once per interval.
+    this.schedule(this.backlog() > 0 ? Math.max(5, 1000 / statusWriteRate) : statusFlushIntervalMs);
+  }
+
+  /** Starts the writes that are due (marked before `markedBefore`) and fit the budget. */
+  private pump(markedBefore: number): void {
+    const { statusWriteRate } = this.config().processing.deduplication;
+    const now = performance.now();
+    const elapsedMs = now - this.refilledAt;
+    this.creationLoad *= Math.exp(-elapsedMs / 1000);
+    // The budget covers all writes: count writes get what creations leave of it (at least a fifth).
+    const rate = Math.max(statusWriteRate / 5, statusWriteRate - this.creationLoad);
+    // At most a tenth of a second's worth saved up: a quiet spell never turns into a burst.
+    this.tokens = Math.min(Math.max(1, rate / 10), this.tokens + (rate * elapsedMs) / 1000);
+    this.refilledAt = now;
+    if (!this.kube.healthy()) return; // keep everything until the API server answers again
+    while (this.tokens >= 1 && this.writing.size < WRITE_CONCURRENCY) {
+      const write = this.nextDue(markedBefore);
+      if (!write) return;
+      this.tokens--;
+      const running: Promise<void> = write().finally(() => this.writing.delete(running));
+      this.writing.add(running);
+    }
+  }
+
+  /** The oldest due write: degraded-mode counts first, then Redis-backed counts. */
+  private nextDue(markedBefore: number): (() => Promise<void>) | undefined {
+    const delta = oldest(this.deltas);
+    if (delta && delta[1].since <= markedBefore) {
+      this.deltas.delete(delta[0]);
+      return () => this.writeDelta(delta[1]);
+    }
+    const marked = oldest(this.touched);
+    if (marked && marked[1] <= markedBefore && this.redis.available()) {
+      this.touched.delete(marked[0]);
+      return () => this.writeCount(marked[0]);
+    }
+    return undefined;
+  }
+
+  /** Writes the hash's count to its request; a count that moved meanwhile (a sighting, another replica) is queued again. */
+  private async writeCount(key: string): Promise<void> {
+    await this.initialWrites.get(key);
+    let fields: (string | null)[];
     try {
-      rows = await this.redis.run("status-read", (r) => {
-        const batch = r.pipeline();
-        for (const key of keys) batch.hmget(key, "count", "firstSeen", "lastSeen", "remediationRequestRef");
-        return batch.exec();
-      });
+      fields = await this.redis.run("status-read", (r) =>
+        r.hmget(key, "count", "firstSeen", "lastSeen", "remediationRequestRef"),
+      );
     } catch {
-      for (const key of keys) this.touch(key);
+      this.touch(key);
       return;
     }
-    const entries: { key: string; fields: (string | null)[] }[] = [];
-    keys.forEach((key, i) => {
-      // exec() reports failures per command (e.g. the connection died mid-batch): those keys wait for the next pass.
-      const [err, fields] = rows?.[i] ?? [new Error("no reply"), null];
-      if (err) this.touch(key);
-      else entries.push({ key, fields: fields as (string | null)[] });
-    });
-    await eachLimited(entries, CONCURRENCY, async ({ key, fields }) => {
-      const [count, firstSeenAt, lastSeenAt, refField] = fields;
-      const ref = parseRef(refField);
-      const occurrenceCount = Number(count);
-      if (!ref || !firstSeenAt || !lastSeenAt || !(occurrenceCount >= 1)) return; // expired or not created yet
-      try {
-        await this.kube.patchStatus(ref.namespace, ref.name, {
-          deduplication: { occurrenceCount, firstSeenAt, lastSeenAt },
-        });
-        this.metrics.dedupStatusUpdates.inc({ result: "success" });
-        const fresh = await this.redis.run("status-mark", (r) => MARK_FLUSHED.run(r, [key], [occurrenceCount]));
-        if (fresh === 0) this.touch(key);
-      } catch (err) {
-        this.failed(err, refText(ref));
-        if (!(err instanceof KubeApiError && err.reason === "not_found")) this.touch(key);
-      }
-    });
+    const [count, firstSeenAt, lastSeenAt, refField] = fields;
+    const ref = parseRef(refField);
+    const occurrenceCount = Number(count);
+    if (!ref || !firstSeenAt || !lastSeenAt || !(occurrenceCount >= 1)) return; // expired or not created yet
+    try {
+      await this.kube.patchStatus(ref.namespace, ref.name, {
+        deduplication: { occurrenceCount, firstSeenAt, lastSeenAt },
+      });
+      this.metrics.dedupStatusUpdates.inc({ result: "success" });
+    } catch (err) {
+      this.failed(err, refText(ref));
+      if (!(err instanceof KubeApiError && err.reason === "not_found")) this.touch(key);
+      return;
+    }
+    const current = await this.redis.run("status-check", (r) => r.hget(key, "count")).catch(() => null);
+    if (current !== null && Number(current) !== occurrenceCount) this.touch(key);
   }
 
-  private async flushDeltas(): Promise<void> {
-    if (this.deltas.size === 0) return;
-    const pending = [...this.deltas.values()];
-    this.deltas.clear();
-    await eachLimited(pending, CONCURRENCY, async (entry) => {
-      const { ref } = entry;
-      try {
-        const rr = await this.kube.getRemediationRequest(ref.namespace, ref.name);
-        if (!rr) return;
-        const current = rr.status?.deduplication;
-        const lastSeenAt = current && current.lastSeenAt > entry.lastSeenAt ? current.lastSeenAt : entry.lastSeenAt;
-        await this.kube.patchStatus(
-          ref.namespace,
-          ref.name,
-          {
-            deduplication: {
-              occurrenceCount: (current?.occurrenceCount ?? 1) + entry.delta,
-              firstSeenAt: current?.firstSeenAt ?? entry.firstSeenAt,
-              lastSeenAt,
-            },
+  /** Degraded mode: adds the counted occurrences to what the request's status holds now. */
+  private async writeDelta(entry: PendingDelta): Promise<void> {
+    const { ref } = entry;
+    await this.initialWrites.get(entry.countKey);
+    try {
+      const rr = await this.kube.getRemediationRequest(ref.namespace, ref.name);
+      if (!rr) return;
+      const current = rr.status?.deduplication;
+      const lastSeenAt = current && current.lastSeenAt > entry.lastSeenAt ? current.lastSeenAt : entry.lastSeenAt;
+      await this.kube.patchStatus(
+        ref.namespace,
+        ref.name,
+        {
+          deduplication: {
+            occurrenceCount: (current?.occurrenceCount ?? 1) + entry.delta,
+            firstSeenAt: current?.firstSeenAt ?? entry.firstSeenAt,
+            lastSeenAt,
           },
-          rr.metadata.resourceVersion,
-        );
-        this.metrics.dedupStatusUpdates.inc({ result: "success" });
-        const debt = this.debts.get(entry.countKey);
-        this.debts.set(entry.countKey, { ref: refText(ref), delta: (debt?.delta ?? 0) + entry.delta });
-      } catch (err) {
-        this.failed(err, refText(ref));
-        this.restoreDelta(entry);
-      }
-    });
+        },
+        rr.metadata.resourceVersion,
+      );
+      this.metrics.dedupStatusUpdates.inc({ result: "success" });
+      const debt = this.debts.get(entry.countKey);
+      this.debts.set(entry.countKey, { ref: refText(ref), delta: (debt?.delta ?? 0) + entry.delta });
+    } catch (err) {
+      this.failed(err, refText(ref));
+      this.restoreDelta(entry);
+    }
   }
 
   private restoreDelta(entry: PendingDelta): void {

@@ -1,5 +1,5 @@
 import type { Occurrences } from "./dedup.js";
-import { LuaScript, RECORD } from "./dedup-scripts.js";
+import { dedupKey, LuaScript, RECORD, STORM_WINDOW_PREFIX, windowKey } from "./dedup-scripts.js";
 import type { RedisLink } from "./redis-link.js";
 import type { Priority, ResourceRef, Signal } from "./types.js";
 
@@ -28,6 +28,8 @@ export interface StormCheck {
   aggregationWindowMs: number;
   /** How long a window's record outlives its close (members keep pointing at it). */
   keepMs: number;
+  /** Dedup TTL: a folded member's hash (which now points at the window) lives this long. */
+  ttlMs: number;
 }
 
 /** Where windows live: Redis (shared by replicas) or this process (Redis unreachable). */
@@ -44,7 +46,8 @@ export interface StormStore {
 /** Affected resources kept per window (the CRD caps affectedResources at 1000). */
 export const MAX_RESOURCES = 1000;
 
-export const windowKey = (id: string) => `gateway:storm:window:${id}`;
+export { windowKey };
+
 const resourcesKey = (id: string) => `gateway:storm:resources:${id}`;
 const DUE_KEY = "gateway:storm:due";
 
@@ -52,19 +55,36 @@ const DUE_KEY = "gateway:storm:due";
  * Sliding detection window per scope (namespace + signal name): a sorted set
  * of the new fingerprints seen, scored by time. Over the threshold, a window
  * opens: `active` points at it for the aggregation time, and its close is
- * scheduled in the `due` set. Window and resource keys are derived from the
- * window id inside the script (fine on a single Redis or a Sentinel group).
- * KEYS: rate, active, due. ARGV: fingerprint, nowMs, nowIso, detectionMs,
- * threshold, aggregationMs, keepMs, resourceJson, templateJson, scope, maxResources.
+ * scheduled in the `due` set. A folded signal's dedup hash is pointed at the
+ * window ("storm:<id>") in the same step, which also makes a retried call
+ * harmless: a fingerprint already pointing at a window is not folded again.
+ * Window and resource keys are derived from the window id inside the script
+ * (fine on a single Redis or a Sentinel group).
+ * KEYS: rate, active, due, dedup hash. ARGV: fingerprint, nowMs, nowIso, detectionMs,
+ * threshold, aggregationMs, keepMs, resourceJson, templateJson, scope, maxResources, ttlMs.
+ * Returns {windowId, opened} or nil (not a storm).
  */
 const CHECK = new LuaScript(`
 local nowMs = tonumber(ARGV[2])
+local prefix = '${STORM_WINDOW_PREFIX}'
+local prior = redis.call('HGET', KEYS[4], 'remediationRequestRef') or ''
+if string.sub(prior, 1, 6) == 'storm:' then
+  local id = string.sub(prior, 7)
+  return {id, redis.call('HGET', prefix .. id, 'opener') == ARGV[1] and '1' or '0'}
+end
+if prior ~= '' then return false end
+local function record(id)
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('HSET', KEYS[4], 'remediationRequestRef', 'storm:' .. id, 'claim', '')
+    redis.call('PEXPIRE', KEYS[4], ARGV[12])
+  end
+end
 local function fold(id)
-  local w = 'gateway:storm:window:' .. id
   local r = 'gateway:storm:resources:' .. id
-  redis.call('HINCRBY', w, 'count', 1)
-  redis.call('HSET', w, 'lastSeen', ARGV[3])
+  redis.call('HINCRBY', prefix .. id, 'count', 1)
+  redis.call('HSET', prefix .. id, 'lastSeen', ARGV[3])
   if redis.call('SCARD', r) < tonumber(ARGV[11]) then redis.call('SADD', r, ARGV[8]) end
+  record(id)
 end
 local active = redis.call('GET', KEYS[2])
 if active then
@@ -76,14 +96,16 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs - tonumber(ARGV[4]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if redis.call('ZCARD', KEYS[1]) <= tonumber(ARGV[5]) then return false end
 local id = ARGV[10] .. '-' .. ARGV[2]
-local w = 'gateway:storm:window:' .. id
+local w = prefix .. id
 local r = 'gateway:storm:resources:' .. id
-redis.call('HSET', w, 'template', ARGV[9], 'count', 1, 'firstSeen', ARGV[3], 'lastSeen', ARGV[3], 'remediationRequestRef', '')
+redis.call('HSET', w, 'template', ARGV[9], 'count', 1, 'firstSeen', ARGV[3], 'lastSeen', ARGV[3],
+  'remediationRequestRef', '', 'opener', ARGV[1])
 redis.call('SADD', r, ARGV[8])
 redis.call('PEXPIRE', w, ARGV[7])
 redis.call('PEXPIRE', r, ARGV[7])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[6])
 redis.call('ZADD', KEYS[3], nowMs + tonumber(ARGV[6]), id)
+record(id)
 return {id, '1'}
 `);
 
@@ -92,15 +114,6 @@ const CLAIM_DUE = new LuaScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
 return ids
-`);
-
-/** A later sighting of a member fingerprint. KEYS: window. ARGV: nowIso, keepMs. */
-export const RECOUNT = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HINCRBY', KEYS[1], 'count', 1)
-redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('HMGET', KEYS[1], 'remediationRequestRef', 'count', 'firstSeen', 'lastSeen')
 `);
 
 const CLAIM_BATCH = 20;
@@ -121,8 +134,9 @@ export class RedisStormStore implements StormStore {
       JSON.stringify(c.template),
       c.scope,
       MAX_RESOURCES,
+      c.ttlMs,
     ];
-    const keys = [`gateway:storm:rate:${c.scope}`, `gateway:storm:active:${c.scope}`, DUE_KEY];
+    const keys = [`gateway:storm:rate:${c.scope}`, `gateway:storm:active:${c.scope}`, DUE_KEY, dedupKey(c.fingerprint)];
     const reply = (await this.redis.runConfirmed("storm-check", (r) => CHECK.run(r, keys, args))) as string[] | null;
     return reply ? { windowId: reply[0] as string, opened: reply[1] === "1" } : null;
   }

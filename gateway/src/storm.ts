@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import type { AuditTrail } from "./audit.js";
 import { auditEvents } from "./audit-events.js";
-import type { Occurrences } from "./dedup.js";
 import { failureReason, type KubeClient } from "./kube.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -9,11 +8,11 @@ import type { NamespaceDirectory } from "./namespaces.js";
 import { Periodic } from "./periodic.js";
 import { type RedisLink, RedisUnavailableError } from "./redis-link.js";
 import { buildRemediationRequest } from "./remediation-request.js";
-import { parseRef, type RRRef, refText, type StatusFlusher } from "./status-flusher.js";
+import type { RemediationRequestIndex } from "./rr-index.js";
+import { refText, type StatusFlusher } from "./status-flusher.js";
 import {
   type DueWindow,
   MemoryStormStore,
-  RECOUNT,
   RedisStormStore,
   type StormCheck,
   type StormStore,
@@ -38,6 +37,7 @@ const MAX_RETRY_DELAY_MS = 30_000;
 export interface StormDeps {
   redis: RedisLink;
   kube: KubeClient;
+  index: RemediationRequestIndex;
   namespaces: NamespaceDirectory;
   flusher: StatusFlusher;
   audit: AuditTrail;
@@ -79,6 +79,7 @@ export class StormDetector {
       rateThreshold: storm.rateThreshold,
       aggregationWindowMs: storm.aggregationWindowMs,
       keepMs: storm.aggregationWindowMs + cfg.processing.deduplication.ttlMs,
+      ttlMs: cfg.processing.deduplication.ttlMs,
     };
     try {
       const decision = await this.inAnyStore(c);
@@ -96,28 +97,18 @@ export class StormDetector {
     }
   }
 
-  private async inAnyStore(c: StormCheck) {
+  /** `inRedis`: the window is in Redis, which already points the signal's dedup hash at it. */
+  private async inAnyStore(c: StormCheck): Promise<{ windowId: string; opened: boolean; inRedis: boolean } | null> {
     if (this.deps.redis.available()) {
       try {
-        return await this.redisStore.check(c);
+        const decision = await this.redisStore.check(c);
+        return decision && { ...decision, inRedis: true };
       } catch (err) {
         if (!(err instanceof RedisUnavailableError)) throw err;
       }
     }
-    return this.memoryStore.check(c);
-  }
-
-  /** A later sighting of a fingerprint folded into window `windowId` (Redis only). */
-  async recount(windowId: string, cfg: GatewayConfig): Promise<({ ref?: RRRef } & Occurrences) | null> {
-    const keepMs = cfg.processing.storm.aggregationWindowMs + cfg.processing.deduplication.ttlMs;
-    const key = windowKey(windowId);
-    const reply = (await this.deps.redis.runConfirmed("storm-recount", (r) =>
-      RECOUNT.run(r, [key], [new Date().toISOString(), keepMs]),
-    )) as (string | null)[] | null;
-    if (!reply) return null;
-    const ref = parseRef(reply[0]);
-    if (ref) this.deps.flusher.touch(key);
-    return { ref, occurrenceCount: Number(reply[1]), firstSeenAt: String(reply[2]), lastSeenAt: String(reply[3]) };
+    const decision = await this.memoryStore.check(c);
+    return decision && { ...decision, inRedis: false };
   }
 
   start(): void {
@@ -175,12 +166,14 @@ export class StormDetector {
         namespace,
         fingerprint,
         build: (name) => buildRemediationRequest({ signal, environment, priority, storm }, placement, name),
-        initial: w.occurrences,
+        known: this.deps.index.lookup(namespace, fingerprint),
       });
       const ref = { namespace: rr.metadata.namespace, name: rr.metadata.name };
       const existing = created ? undefined : rr.status?.deduplication;
       const keepMs = cfg.processing.storm.aggregationWindowMs + cfg.processing.deduplication.ttlMs;
       await store.record(w.id, refText(ref), existing?.occurrenceCount ?? 0, existing?.firstSeenAt ?? "", keepMs);
+      if (created) this.deps.flusher.initial(windowKey(w.id), rr, w.occurrences);
+      // Repeats of members since the window was read are in the Redis count: written after the initial status.
       if (store === this.redisStore) this.deps.flusher.touch(windowKey(w.id));
       else if (!created)
         this.deps.flusher.addOccurrences(ref, windowKey(w.id), w.occurrences.lastSeenAt, w.occurrences.occurrenceCount);

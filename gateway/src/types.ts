@@ -80,7 +80,8 @@ export interface GatewayConfig {
     | { mode: "sentinel"; sentinels: { host: string; port: number }[]; masterName: string; password?: string };
   kubernetes: { mode: "in-cluster" | "kubeconfig"; kubeconfigPath?: string; requestTimeoutMs: number };
   processing: {
-    deduplication: { ttlMs: number; statusFlushIntervalMs: number };
+    /** statusWriteRate: status.deduplication writes per second (the budget of the status flusher). */
+    deduplication: { ttlMs: number; statusFlushIntervalMs: number; statusWriteRate: number };
     storm: { enabled: boolean; rateThreshold: number; detectionWindowMs: number; aggregationWindowMs: number };
     retry: { maxAttempts: number; initialBackoffMs: number; maxBackoffMs: number };
     environment: { cacheTtlMs: number; overrides: Record<string, string> };

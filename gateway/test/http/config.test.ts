@@ -160,7 +160,7 @@ describe("configuration values", () => {
       redis: { mode: "single", url: "redis://127.0.0.1:6379" },
       kubernetes: { mode: "kubeconfig", requestTimeoutMs: 10_000 },
       processing: {
-        deduplication: { ttlMs: 300_000, statusFlushIntervalMs: 1000 },
+        deduplication: { ttlMs: 300_000, statusFlushIntervalMs: 1000, statusWriteRate: 50 },
         storm: { enabled: true, rateThreshold: 10, detectionWindowMs: 60_000, aggregationWindowMs: 60_000 },
         retry: { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 5000 },
         environment: { cacheTtlMs: 30_000, overrides: {} },

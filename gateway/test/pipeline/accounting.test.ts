@@ -7,8 +7,8 @@ import { freePort } from "../../../harness/src/ports.js";
 import { dedupKey } from "../../src/dedup.js";
 import { createMetrics } from "../../src/metrics.js";
 import { RedisLink } from "../../src/redis-link.js";
-import { RedisStormStore, type StormCheck, windowKey } from "../../src/storm-store.js";
 import { stormFingerprint } from "../../src/storm.js";
+import { RedisStormStore, type StormCheck, windowKey } from "../../src/storm-store.js";
 import type { GatewayConfig, ProcessResult, Signal } from "../../src/types.js";
 import {
   listRRs,
@@ -81,14 +81,15 @@ describe("accounting when Redis answers too late", () => {
     expect(dup).toMatchObject({ status: "duplicate", occurrenceCount: 2 });
     expect(await client.hget(dedupKey(signal.fingerprint), "count")).toBe("2");
     await eventually(
-      async () =>
-        (await listRRs(kube, "tally", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount === 2,
+      async () => (await listRRs(kube, "tally", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount === 2,
       { what: "occurrenceCount 2 in status", timeoutMs: 5_000 },
     );
   });
 
   it("counts a storm member's repeat once in its fingerprint and once in the storm", async () => {
-    const alerts = Array.from({ length: 5 }, (_, i) => podAlert({ name: "TallyOOM", namespace: "tally-storm", pod: `p-${i}` }));
+    const alerts = Array.from({ length: 5 }, (_, i) =>
+      podAlert({ name: "TallyOOM", namespace: "tally-storm", pod: `p-${i}` }),
+    );
     const answers: ProcessResult[] = [];
     for (const alert of alerts) answers.push(await process(alert));
     expect(answers.map((a) => a.status)).toEqual([
@@ -142,9 +143,7 @@ describe("accounting when Redis answers too late", () => {
       const again = await store.check(check);
       expect(again).toEqual(first);
       expect(await client.hget(windowKey(first?.windowId ?? ""), "count")).toBe("1");
-      expect(await client.hget(dedupKey(signal.fingerprint), "remediationRequestRef")).toBe(
-        `storm:${first?.windowId}`,
-      );
+      expect(await client.hget(dedupKey(signal.fingerprint), "remediationRequestRef")).toBe(`storm:${first?.windowId}`);
     } finally {
       await link.close();
     }

@@ -76,8 +76,14 @@ describe("pipeline against real Redis, kube-apiserver and Data Storage", () => {
       targetResource: signal.resource,
     });
     expect(JSON.parse(Buffer.from(String(rr?.spec.originalPayload), "base64").toString())).toEqual(signal.rawPayload);
-    expect(rr?.status?.overallPhase).toBe("Pending");
-    expect(rr?.status?.deduplication?.occurrenceCount).toBe(1);
+    // The first status is written right after the creation, off the creator's answer.
+    await eventually(
+      async () => {
+        const status = (await listRRs(kube, "payments", signal.fingerprint))[0]?.status;
+        return status?.overallPhase === "Pending" && status.deduplication?.occurrenceCount === 1;
+      },
+      { what: "status Pending with occurrenceCount 1", timeoutMs: 5_000 },
+    );
 
     const hash = await client.hgetall(dedupKey(signal.fingerprint));
     expect(hash).toMatchObject({

@@ -198,6 +198,7 @@ describe("storm windows in memory (Redis unreachable)", () => {
       rateThreshold: 2,
       aggregationWindowMs: 1_000,
       keepMs: 10_000,
+      ttlMs: 300_000,
     } satisfies StormCheck);
 
   it("opens a window over the threshold, folds later signals in, and hands it to one closer when due", async () => {

@@ -134,13 +134,16 @@ async function dev(): Promise<void> {
   );
   process.stdout.write(`infrastructure ready:\n${JSON.stringify(e, null, 2)}\ngateway config: ${config}\n`);
   const main = join(repoRoot, "gateway", "src", "main.ts");
+  // Its own process group, so stopping it also stops the child `node --watch` restarts.
   const gateway = spawn(process.execPath, ["--watch", "--import", "tsx", main, "--config", config], {
     cwd: repoRoot,
     stdio: "inherit",
+    detached: true,
   });
   const stop = () => {
-    gateway.kill("SIGTERM");
-    void stack.stop().finally(() => process.exit(0));
+    const exited = new Promise((resolve) => gateway.once("exit", resolve));
+    if (gateway.pid) process.kill(-gateway.pid, "SIGTERM");
+    void exited.then(() => stack.stop()).finally(() => process.exit(0));
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);

@@ -162,10 +162,10 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     max: 10_000,
     reloadable: true,
     description:
-      "Budget of status.deduplication writes per second, paced (the API server's load). Requests whose count " +
-      "changed are written oldest change first, each with its latest count: counts converge within a few " +
-      "seconds at normal load, and within (requests waiting / rate) seconds after a heavy run " +
-      "(gateway_dedup_status_backlog).",
+      "Budget of the gateway's writes to the Kubernetes API per second for RemediationRequests: occurrence " +
+      "counts (status.deduplication) get what creations leave of it, at least a fifth, paced and oldest change " +
+      "first, each with its latest count. Counts converge within a few seconds at normal load, and within " +
+      "(requests waiting / rate) seconds after a heavy run (gateway_dedup_status_backlog).",
   },
   {
     path: "processing.storm.enabled",

@@ -46,11 +46,13 @@ function oldest<K, V>(map: Map<K, V>): [K, V] | undefined {
  * changed; a pump writes the marked requests oldest change first, each once
  * its change is `statusFlushInterval` old (so a busy request is written once
  * per interval, not per duplicate), paced to `statusWriteRate` writes per
- * second. A request marked again keeps its place and is written with its
- * latest count: every one is written, none is queued twice (the backlog is
- * bounded by the active fingerprints), and the API server sees a steady,
- * bounded load. Counts converge within the interval at normal load and
- * within backlog / rate seconds after a burst (gateway_dedup_status_backlog).
+ * second. That budget covers creations too: count writes get what creations
+ * (the latency-critical writes) leave of it, at least a fifth. A request
+ * marked again keeps its place and is written with its latest count: every
+ * one is written, none is queued twice (the backlog is bounded by the active
+ * fingerprints), and the API server sees a steady, bounded load. Counts
+ * converge within the interval at normal load and within backlog / rate
+ * seconds once creations calm down (gateway_dedup_status_backlog).
  * - Normally the count comes from the Redis hash (authoritative, shared by
  *   replicas), so whatever replica writes last, the value converges; a count
  *   that moved while it was written is written again.
@@ -103,7 +105,7 @@ export class StatusFlusher {
    */
   initial(countKey: string, rr: RemediationRequestObject, deduplication: DeduplicationStatus): void {
     const { namespace, name, resourceVersion } = rr.metadata;
-    if (!process.env.GW_AB_NOSHARE) this.creationLoad += 2; // AB-EXPERIMENT
+    this.creationLoad += 2; // the create and this write
     const write: Promise<void> = this.kube
       .patchStatus(namespace, name, { overallPhase: "Pending", deduplication }, resourceVersion)
       .then(

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { currentRunDir } from "./paths.js";
 
@@ -232,6 +232,16 @@ export class ManagedProcess {
 
   resume(): void {
     if (this.running && this.child?.pid) killGroup(this.child.pid, "SIGCONT");
+  }
+
+  /** start(), removing the component's scratch directory when it fails to come up. */
+  async startIn(scratch: string): Promise<this> {
+    try {
+      return await this.start();
+    } catch (err) {
+      rmSync(scratch, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   async restart(): Promise<this> {

@@ -7,7 +7,16 @@ import { freePort } from "../../../harness/src/ports.js";
 import { dedupKey } from "../../src/dedup.js";
 import { buildRemediationRequest, RR_API, remediationRequestName } from "../../src/remediation-request.js";
 import type { Signal } from "../../src/types.js";
-import { listRRs, metricValue, podAlert, type RunningPipeline, startKube, startPipeline, testConfig } from "./stack.js";
+import {
+  listRRs,
+  metricValue,
+  podAlert,
+  type RunningPipeline,
+  startKube,
+  startPipeline,
+  testConfig,
+  apiServerRequests,
+} from "./stack.js";
 
 const NS = "indexed";
 
@@ -40,19 +49,7 @@ describe("creations against the in-memory index of RemediationRequests", () => {
   const synced = () => metricValue(run.metrics, "gateway_rr_index_synced");
 
   /** LISTs of RemediationRequests in one namespace the API server has served (its own metrics). */
-  const namespacedLists = async (): Promise<number> => {
-    const res = await kube.request("GET", "/metrics");
-    return res.body
-      .split("\n")
-      .filter(
-        (line) =>
-          line.startsWith("apiserver_request_total{") &&
-          line.includes('resource="remediationrequests"') &&
-          line.includes('scope="namespace"') &&
-          line.includes('verb="LIST"'),
-      )
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
-  };
+  const namespacedLists = () => apiServerRequests(kube, { scope: "namespace", verb: "LIST" });
 
   /** Creates the request as another gateway would (generation 0 name), bypassing this pipeline. */
   const createElsewhere = async (signal: Signal, phase?: string) => {

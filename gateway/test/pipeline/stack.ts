@@ -149,3 +149,13 @@ export async function metricValue(
     )
     .reduce((sum, v) => sum + v.value, 0);
 }
+
+/** Sum of the API server's own apiserver_request_total for RemediationRequests whose labels include all of `labels`. */
+export async function apiServerRequests(kube: StartedKubeApiServer, labels: Record<string, string>): Promise<number> {
+  const res = await kube.request("GET", "/metrics");
+  const wanted = Object.entries({ resource: "remediationrequests", ...labels }).map(([k, v]) => `${k}="${v}"`);
+  return res.body
+    .split("\n")
+    .filter((line) => line.startsWith("apiserver_request_total{") && wanted.every((w) => line.includes(w)))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}

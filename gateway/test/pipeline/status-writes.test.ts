@@ -4,7 +4,16 @@ import { RedisServer, type StartedRedisServer } from "../../../harness/src/compo
 import { eventually } from "../../../harness/src/poll.js";
 import { freePort } from "../../../harness/src/ports.js";
 import type { Signal } from "../../src/types.js";
-import { listRRs, metricValue, podAlert, type RunningPipeline, startKube, startPipeline, testConfig } from "./stack.js";
+import {
+  listRRs,
+  metricValue,
+  podAlert,
+  type RunningPipeline,
+  startKube,
+  startPipeline,
+  testConfig,
+  apiServerRequests,
+} from "./stack.js";
 
 const NS = "paced";
 const RATE = 4;
@@ -38,19 +47,7 @@ describe("status.deduplication writes within statusWriteRate", () => {
   const process = (signal: Signal) => run.pipeline.process(signal, { requestId: "paced" });
 
   /** Status PATCHes of RemediationRequests the API server has served (its own metrics). */
-  const statusPatches = async (): Promise<number> => {
-    const res = await kube.request("GET", "/metrics");
-    return res.body
-      .split("\n")
-      .filter(
-        (line) =>
-          line.startsWith("apiserver_request_total{") &&
-          line.includes('resource="remediationrequests"') &&
-          line.includes('subresource="status"') &&
-          line.includes('verb="PATCH"'),
-      )
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
-  };
+  const statusPatches = () => apiServerRequests(kube, { subresource: "status", verb: "PATCH" });
 
   it("writes every changed count at the configured rate, a busy request not starving the others", async () => {
     const signals = Array.from({ length: 12 }, () => podAlert({ namespace: NS }));

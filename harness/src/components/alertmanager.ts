@@ -81,12 +81,7 @@ export class AlertmanagerServer {
       ready: () => httpReady(`${url}/-/ready`),
       readyTimeoutMs: 30_000,
     });
-    try {
-      await proc.start();
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
+    await proc.startIn(dir);
     return new StartedAlertmanagerServer(proc, url, dir);
   }
 }

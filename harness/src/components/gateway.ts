@@ -126,12 +126,7 @@ export class GatewayProcess {
       readyTimeoutMs: 60_000,
       stopTimeoutMs: this.stopTimeoutMs,
     });
-    try {
-      await proc.start();
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
+    await proc.startIn(dir);
     return new StartedGateway(proc, url, configPath, config, dir);
   }
 }

@@ -128,12 +128,7 @@ export class PrometheusServer {
       ready: () => httpReady(`${url}/-/ready`),
       readyTimeoutMs: 30_000,
     });
-    try {
-      await proc.start();
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
+    await proc.startIn(dir);
     return new StartedPrometheusServer(proc, url, setup, configPath, dir);
   }
 }

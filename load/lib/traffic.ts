@@ -88,6 +88,8 @@ const SYMPTOMS = [
   "ThroughputDrop",
   "ConfigReloadFailed",
 ];
+// Warning reasons the kubelet, scheduler and controllers emit. Enough of them that a warm-up
+// sending every pool member once stays under the storm threshold per (reason, namespace).
 const EVENT_REASONS: Record<string, string> = {
   BackOff: "Back-off restarting failed container",
   OOMKilled: "Container was OOM killed",
@@ -97,6 +99,22 @@ const EVENT_REASONS: Record<string, string> = {
   Evicted: "The node was low on resource: memory",
   FailedCreatePodSandBox: "Failed to create pod sandbox: context deadline exceeded",
   ErrImagePull: "Failed to pull image: manifest unknown",
+  ImagePullBackOff: "Back-off pulling image",
+  FailedAttachVolume: "AttachVolume.Attach failed for volume: timed out waiting for external-attacher",
+  FailedKillPod: "error killing pod: failed to KillPodSandbox",
+  FailedCreate: "Error creating: pods is forbidden: exceeded quota",
+  FailedSync: "error determining status: rpc error: code = Unknown",
+  ProbeWarning: "Readiness probe warning: redirect to a different host",
+  FailedPreStopHook: "PreStopHook failed",
+  FailedPostStartHook: "PostStartHook failed",
+  ExceededGracePeriod: "Container runtime did not kill the pod within specified grace period",
+  NetworkNotReady: "network is not ready: container runtime network not ready",
+  FailedToUpdateEndpoint: "Failed to update endpoint: the object has been modified",
+  FailedGetResourceMetric: "failed to get cpu utilization: unable to get metrics for resource cpu",
+  BackoffLimitExceeded: "Job has reached the specified backoff limit",
+  DeadlineExceeded: "Job was active longer than specified deadline",
+  FailedComputeMetricsReplicas: "invalid metrics (1 invalid out of 1)",
+  NodeNotReady: "Node is not ready",
 };
 const APPS = ["api", "checkout", "payments", "search", "inventory", "auth", "billing", "catalog", "ingest", "worker"];
 const SEVERITIES = ["critical", "warning", "warning", "warning", "info"];

@@ -37,7 +37,9 @@ export function latencyChart(series: Series[], title: string): string {
   const width = 800;
   const height = 320;
   const pad = { left: 60, right: 20, top: 30, bottom: 40 };
-  const all = series.flatMap((s) => s.points);
+  // histogram_quantile over an idle window yields NaN: such points are gaps, not values.
+  const plotted = series.map((s) => ({ ...s, points: s.points.filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v)) }));
+  const all = plotted.flatMap((s) => s.points);
   if (all.length === 0)
     return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="60"><text x="10" y="30">${title}: no data</text></svg>`;
   const t0 = Math.min(...all.map((p) => p[0]));
@@ -57,7 +59,7 @@ export function latencyChart(series: Series[], title: string): string {
     `<text x="${width / 2}" y="${height - 8}" text-anchor="middle">seconds since start (${Math.round(t1 - t0)} s)</text>`,
     `<text x="14" y="${height / 2}" transform="rotate(-90 14 ${height / 2})" text-anchor="middle">ms</text>`,
   ];
-  series.forEach((s, i) => {
+  plotted.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     const d = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${d}"/>`);

@@ -10,7 +10,11 @@ import {
   signalRequest,
   type TrafficConfig,
   trafficConfigFromEnv,
+  warmupRequest,
 } from "../lib/traffic.js";
+
+/** The gateway's default processing.storm.rateThreshold: new fingerprints per (name, namespace) in a window. */
+const STORM_THRESHOLD = 10;
 
 const requests = (config: TrafficConfig, from: number, to: number): SignalRequest[] =>
   Array.from({ length: to - from }, (_, k) => signalRequest(config, from + k));
@@ -48,6 +52,18 @@ describe("traffic model", () => {
     const active = new Set(requests(config, 200_000, 230_000).flatMap((r) => r.meta.fingerprints.map((f) => f.input)));
     expect(active.size).toBeGreaterThan(config.poolSize * 0.9);
     expect(active.size).toBeLessThan(config.poolSize * 1.3);
+  });
+
+  it("warms up without tripping a storm: every pool member once stays under the threshold per (name, namespace)", () => {
+    const perScope = new Map<string, number>();
+    for (let slot = 0; slot < DEFAULT_TRAFFIC.poolSize; slot++) {
+      for (const f of warmupRequest(DEFAULT_TRAFFIC, slot).meta.fingerprints) {
+        const scope = `${f.namespace}/${f.signalName}`;
+        perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
+      }
+    }
+    const busiest = Math.max(...perScope.values());
+    expect(busiest).toBeLessThanOrEqual(STORM_THRESHOLD);
   });
 
   it("produces storms: many new alerts of one alertname in one namespace", () => {

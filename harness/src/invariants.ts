@@ -1,8 +1,8 @@
+import type { StartedDataStorageService } from "./components/data-storage.js";
 import type { StartedKubeApiServer } from "./components/kube-api.js";
 import type { StartedPrometheusServer } from "./components/prometheus.js";
 import type { StartedRedisServer } from "./components/redis.js";
 import type { StartedRedisSentinelGroup } from "./components/redis-sentinel.js";
-import type { StartedDataStorageService } from "./components/data-storage.js";
 import { eventually } from "./poll.js";
 
 /** One invariant checked against real state: what was expected, what was seen. */

@@ -12,11 +12,11 @@ import { repoRoot } from "../../harness/src/paths.js";
 import { eventually } from "../../harness/src/poll.js";
 import { freePort } from "../../harness/src/ports.js";
 import { httpReady } from "../../harness/src/probes.js";
+import { coresOver, cpuSnapshot } from "../../harness/src/proc-stats.js";
 import { LocalStack } from "../../harness/src/stack.js";
 import { ManagedProcess } from "../../harness/src/supervisor.js";
 import type { SummaryData } from "../lib/k6-summary.ts";
 import { BENCH_ALERT_BODY, BENCH_NAMESPACE } from "./alert.ts";
-import { coresOver, cpuSnapshot } from "../../harness/src/proc-stats.js";
 import { type BenchResult, type BenchRun, compare, markdown, type Process, type Server } from "./report.js";
 
 const SIGNAL_PATH = "/api/v1/signals/prometheus";

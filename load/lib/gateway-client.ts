@@ -4,6 +4,7 @@ import { check } from "k6";
 import exec from "k6/execution";
 import http, { type RefinedResponse, type ResponseType } from "k6/http";
 import { Counter } from "k6/metrics";
+import type { Scenario } from "k6/options";
 import { type SummaryData, textSummary } from "./k6-summary.ts";
 import {
   type SignalRequest,
@@ -12,7 +13,6 @@ import {
   trafficConfigFromEnv,
   warmupRequest,
 } from "./traffic.ts";
-import type { Scenario } from "k6/options";
 
 export type GatewayResponse = RefinedResponse<ResponseType | undefined>;
 

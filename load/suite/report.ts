@@ -38,7 +38,10 @@ export function latencyChart(series: Series[], title: string): string {
   const height = 320;
   const pad = { left: 60, right: 20, top: 30, bottom: 40 };
   // histogram_quantile over an idle window yields NaN: such points are gaps, not values.
-  const plotted = series.map((s) => ({ ...s, points: s.points.filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v)) }));
+  const plotted = series.map((s) => ({
+    ...s,
+    points: s.points.filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v)),
+  }));
   const all = plotted.flatMap((s) => s.points);
   if (all.length === 0)
     return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="60"><text x="10" y="30">${title}: no data</text></svg>`;

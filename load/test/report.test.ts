@@ -5,7 +5,15 @@ describe("latencyChart", () => {
   it("skips points without a value (histogram_quantile over an idle window is NaN) and still draws the rest", () => {
     const svg = latencyChart(
       [
-        { name: "p99", points: [[100, 12], [105, Number.NaN], [110, 40], [115, Number.POSITIVE_INFINITY]] },
+        {
+          name: "p99",
+          points: [
+            [100, 12],
+            [105, Number.NaN],
+            [110, 40],
+            [115, Number.POSITIVE_INFINITY],
+          ],
+        },
         { name: "p50", points: [[100, Number.NaN]] },
       ],
       "run",

@@ -1,7 +1,7 @@
 import { describe } from "vitest";
 import { AlertmanagerServer } from "../../../harness/src/components/alertmanager.js";
 import { PrometheusServer } from "../../../harness/src/components/prometheus.js";
-import { expect, test as base } from "../../../harness/src/fixtures.js";
+import { test as base, expect } from "../../../harness/src/fixtures.js";
 import { remediationRequests } from "../../../harness/src/invariants.js";
 import { eventually } from "../../../harness/src/poll.js";
 import { LocalStack, type StartedLocalStack } from "../../../harness/src/stack.js";

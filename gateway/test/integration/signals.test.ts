@@ -1,5 +1,5 @@
 import { describe } from "vitest";
-import { expect, test as base } from "../../../harness/src/fixtures.js";
+import { test as base, expect } from "../../../harness/src/fixtures.js";
 import { remediationRequests } from "../../../harness/src/invariants.js";
 import { eventually } from "../../../harness/src/poll.js";
 import { LocalStack, type StartedLocalStack } from "../../../harness/src/stack.js";

@@ -8,6 +8,7 @@ import { dedupKey } from "../../src/dedup.js";
 import { buildRemediationRequest, RR_API, remediationRequestName } from "../../src/remediation-request.js";
 import type { Signal } from "../../src/types.js";
 import {
+  apiServerRequests,
   listRRs,
   metricValue,
   podAlert,
@@ -15,7 +16,6 @@ import {
   startKube,
   startPipeline,
   testConfig,
-  apiServerRequests,
 } from "./stack.js";
 
 const NS = "indexed";

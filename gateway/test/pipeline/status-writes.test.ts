@@ -5,6 +5,7 @@ import { eventually } from "../../../harness/src/poll.js";
 import { freePort } from "../../../harness/src/ports.js";
 import type { Signal } from "../../src/types.js";
 import {
+  apiServerRequests,
   listRRs,
   metricValue,
   podAlert,
@@ -12,7 +13,6 @@ import {
   startKube,
   startPipeline,
   testConfig,
-  apiServerRequests,
 } from "./stack.js";
 
 const NS = "paced";

@@ -13,8 +13,8 @@ import {
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
 import { parseAllDocuments, stringify } from "yaml";
-import { eventually } from "../poll.js";
 import { binary, repoRoot, scratchDir } from "../paths.js";
+import { eventually } from "../poll.js";
 import { freePort } from "../ports.js";
 import { httpReady } from "../probes.js";
 import { ManagedProcess } from "../supervisor.js";

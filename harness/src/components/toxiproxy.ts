@@ -6,8 +6,8 @@ import {
   type Timeout,
   type Toxic,
   type ToxicDirection,
-  Toxiproxy,
   type ToxicType,
+  Toxiproxy,
 } from "toxiproxy-node-client";
 import { binary } from "../paths.js";
 import { freePort } from "../ports.js";

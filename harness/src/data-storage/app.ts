@@ -1,6 +1,6 @@
 import { STATUS_CODES } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { validateBatch, validateEvent, ValidationError } from "./events.js";
+import { ValidationError, validateBatch, validateEvent } from "./events.js";
 import { FAULT_MODES, type FaultMode, type FaultSwitch } from "./fault.js";
 import type { EventQuery, EventStore } from "./store.js";
 

@@ -3,7 +3,7 @@ import type { StartedKubeApiServer } from "./components/kube-api.js";
 import type { StartedPrometheusServer } from "./components/prometheus.js";
 import type { StartedRedisServer } from "./components/redis.js";
 import type { StartedRedisSentinelGroup } from "./components/redis-sentinel.js";
-import { eventually } from "./poll.js";
+import { type SettleOptions, untilSettled } from "./poll.js";
 
 /** One invariant checked against real state: what was expected, what was seen. */
 export interface Check {
@@ -115,17 +115,17 @@ export interface AccountingTargets {
  * RemediationRequests and their occurrence counts (D1, D2, D3), Redis, the
  * audit trail in Data Storage, and the gateway's counters as scraped by a real
  * Prometheus. Coalesced status writes, the audit buffer and scrapes are
- * asynchronous, so it polls until every check holds or the deadline passes,
- * and returns what it last saw.
+ * asynchronous and drain at a pace set by the run (a heavy run leaves
+ * thousands of counts to write), so it polls while the state keeps moving,
+ * gives up once it stalls (or at the hard bound), and returns what it last saw.
  */
 export async function reconcile(
   targets: AccountingTargets,
   seen: GeneratorCounts,
-  timeoutMs = 60_000,
+  settle: Pick<SettleOptions, "stallMs" | "maxMs"> = { stallMs: 30_000, maxMs: 600_000 },
 ): Promise<Check[]> {
   const signals = seen.created + seen.duplicate + seen.stormAggregated;
   const slack = seen.unanswered ?? 0;
-  let last: Check[] = [];
   const gather = async (): Promise<Check[]> => {
     const rrs = await remediationRequests(targets.kube);
     const storms = rrs.filter((rr) => rr.spec.isStorm);
@@ -169,16 +169,5 @@ export async function reconcile(
       ),
     ];
   };
-  try {
-    await eventually(
-      async () => {
-        last = await gather();
-        return last.every((c) => c.ok);
-      },
-      { what: "the accounting to reconcile", timeoutMs, intervalMs: 1000 },
-    );
-  } catch {
-    // `last` holds the failing checks; the caller reports them.
-  }
-  return last;
+  return untilSettled(gather, (checks) => checks.every((c) => c.ok), settle);
 }

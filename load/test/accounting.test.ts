@@ -67,7 +67,7 @@ describe("load accounting against real state", () => {
     const counts = await drive(stack.gateway?.getUrl() ?? "", "1");
     expect(counts.created).toBeGreaterThan(0);
     expect(counts.duplicate).toBeGreaterThan(100);
-    const checks = await reconcile(stack, counts, 20_000);
+    const checks = await reconcile(stack, counts, { stallMs: 10_000, maxMs: 30_000 });
     expect(failing(checks)).toEqual([]);
     expect(checks.length).toBeGreaterThanOrEqual(9);
     control = counts;
@@ -81,7 +81,7 @@ describe("load accounting against real state", () => {
     expect(lost).toBeGreaterThanOrEqual(10);
 
     const seen = plus(control, counts);
-    const checks = await reconcile(stack, seen, 20_000);
+    const checks = await reconcile(stack, seen, { stallMs: 10_000, maxMs: 30_000 });
     const occurrences = find(checks, "D2/D3");
     const redis = find(checks, "Redis:");
     expect(occurrences.ok).toBe(false);

@@ -1,6 +1,7 @@
 // Scenario 2: a burst to 5000 alerts/s. The gateway must apply backpressure (429/503 with
 // Retry-After) instead of queueing without bound: backpressure is an expected answer here, a
-// 429/503 without Retry-After or any other 5xx is not, and accepted requests stay fast.
+// 429/503 without Retry-After or any other 5xx is not, and every answer, accepted or shed, comes
+// within 2 s at p99: the gateway's queue stays bounded while the generator pushes past capacity.
 //   k6 run -e TARGET=... [-e BASE_RATE=500 -e PEAK_RATE=5000 -e RAMP=10s -e HOLD=30s] load/scripts/gateway-burst.ts
 import exec from "k6/execution";
 import { Counter, Rate } from "k6/metrics";
@@ -51,8 +52,8 @@ export const options: Options = {
   thresholds: {
     backpressure_with_retry_after: ["rate==1"],
     unexpected_server_errors: ["count<1"],
-    http_req_failed: ["rate<0.001"],
-    "http_req_duration{expected_response:true}": ["p(99)<2000"],
+    "http_req_failed{scenario:burst}": ["rate<0.001"],
+    "http_req_duration{scenario:burst}": ["p(99)<2000"],
   },
 };
 

@@ -54,7 +54,7 @@ const SCENARIOS: Record<string, Scenario> = {
   burst: {
     script: "gateway-burst.ts",
     env: (o) => ({ ...(o.duration && { HOLD: o.duration }), ...(o.rate && { PEAK_RATE: o.rate }) }),
-    gateway: { rateLimit: { enabled: true, requestsPerSecond: 2500, burst: 2500 }, backpressure: { maxInFlight: 300 } },
+    gateway: { rateLimit: { enabled: true, requestsPerSecond: 2500, burst: 2500 }, backpressure: { maxInFlight: 100 } },
     maxRssMiB: 1024,
     measured: "burst",
   },
@@ -254,6 +254,35 @@ async function latencySeries(stack: StartedLocalStack, testid: string, start: Da
   ];
 }
 
+/**
+ * The gateway's own view of the run, scraped by Prometheus: processing p99 per outcome and
+ * refusals per reason. Beside the generator's figures it tells where a latency tail comes from.
+ */
+async function gatewayView(
+  stack: StartedLocalStack,
+  seconds: number,
+  at: Date,
+): Promise<Record<string, number | null>> {
+  const range = `${Math.max(1, Math.ceil(seconds))}s`;
+  const query = (promql: string) => stack.prometheus.query(promql, at).catch(() => []);
+  const figures: Record<string, number | null> = {};
+  const [http] = await query(
+    `histogram_quantile(0.99, sum by (le) (increase(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[${range}])))`,
+  );
+  figures["gateway HTTP p99, signal routes, all answers (ms)"] =
+    http && Number.isFinite(http.value) ? Math.round(http.value * 10_000) / 10 : null;
+  const p99 = await query(
+    `histogram_quantile(0.99, sum by (le, outcome) (increase(gateway_processing_duration_seconds_bucket[${range}])))`,
+  );
+  for (const s of p99
+    .filter((s) => Number.isFinite(s.value))
+    .sort((a, b) => (a.metric.outcome ?? "").localeCompare(b.metric.outcome ?? "")))
+    figures[`gateway processing p99, ${s.metric.outcome} (ms)`] = Math.round(s.value * 10_000) / 10;
+  for (const s of await query(`sum by (reason) (increase(gateway_requests_rejected_total[${range}]))`))
+    figures[`gateway refusals, ${s.metric.reason}`] = Math.round(s.value);
+  return figures;
+}
+
 const mib = (bytes: number | undefined) => Math.round((bytes ?? 0) / 1048576);
 
 async function main(): Promise<number> {
@@ -332,6 +361,7 @@ async function main(): Promise<number> {
       "gateway CPU (cores, average over the run)":
         stack && proc ? Math.round((proc.cpuSeconds / runSeconds) * 100) / 100 : null,
       "Redis connected clients (peak)": stack ? (proc?.peakRedisClients ?? null) : null,
+      ...(stack && (await gatewayView(stack, runSeconds, end))),
     };
 
     const invariants: Check[] = [];

@@ -1,5 +1,7 @@
 // Scenario 3: latency percentiles under normal load, then tail latency under a burst. Each
-// phase is its own scenario, so thresholds apply per scenario submetric.
+// phase is its own scenario, so thresholds apply per scenario submetric. The burst's tail has
+// the bound of the burst scenario (p99 < 2 s, answers shed or accepted): past capacity, it
+// measures that queueing stays bounded; the report beside it shows the gateway's own p99.
 //   k6 run -e TARGET=... [-e NORMAL_RATE=500 -e NORMAL_DURATION=1m -e BURST_RATE=3000 -e RAMP=10s -e HOLD=30s] load/scripts/gateway-latency.ts
 import exec from "k6/execution";
 import type { Options } from "k6/options";
@@ -52,7 +54,7 @@ export const options: Options = {
     "http_req_duration{scenario:normal}": ["med<20", "p(95)<50", "p(99)<100"],
     "http_req_failed{scenario:normal}": ["rate<0.001"],
     "dropped_iterations{scenario:normal}": ["count<1"],
-    "http_req_duration{scenario:burst}": ["p(99)<1000"],
+    "http_req_duration{scenario:burst}": ["p(99)<2000"],
     "http_req_failed{scenario:burst}": ["rate<0.001"],
   },
 };

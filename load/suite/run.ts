@@ -61,7 +61,7 @@ const SCENARIOS: Record<string, Scenario> = {
   latency: {
     script: "gateway-latency.ts",
     env: (o) => ({ ...(o.duration && { NORMAL_DURATION: o.duration }), ...(o.rate && { NORMAL_RATE: o.rate }) }),
-    gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 500 } },
+    gateway: { ...NO_RATE_LIMIT, backpressure: { maxInFlight: 100 } },
     maxRssMiB: 1024,
     measured: "normal",
   },

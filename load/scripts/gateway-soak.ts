@@ -1,4 +1,4 @@
-// Scenario 4: soak at a constant rate. CI runs the short mode (DURATION, default 2m); SOAK_MODE=24h
+// Scenario 4: soak at a constant rate. SOAK_MODE=ci (the default) runs DURATION (default 2m); SOAK_MODE=24h
 // runs a day. Latency and errors must not drift; the harness reads memory, CPU and Redis pool
 // use of the gateway from Prometheus for the same testid.
 //   k6 run -e TARGET=... [-e RATE=300] [-e DURATION=2m | -e SOAK_MODE=24h] load/scripts/gateway-soak.ts
@@ -8,8 +8,8 @@ import { SUMMARY_TREND_STATS, sendSignal, testTags, trafficFromEnv, warmupPlan }
 
 const traffic = trafficFromEnv();
 const warm = warmupPlan(traffic);
-const mode = __ENV.SOAK_MODE || "short";
-if (mode !== "short" && mode !== "24h") throw new Error(`SOAK_MODE: must be short or 24h (got: ${mode})`);
+const mode = __ENV.SOAK_MODE || "ci";
+if (mode !== "ci" && mode !== "24h") throw new Error(`SOAK_MODE: must be ci or 24h (got: ${mode})`);
 
 export const options: Options = {
   tags: { ...testTags(), soak_mode: mode },

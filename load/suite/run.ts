@@ -110,6 +110,8 @@ function parseArgs(argv: string[]): { name: string; scenario: Scenario; opts: Op
 
 interface ProcessWatch {
   firstRss: number;
+  /** [epoch ms, bytes] once a second: the soak's growth is measured from the measured phase's start. */
+  rssSamples: Array<[number, number]>;
   lastRss: number;
   peakRss: number;
   cpuSeconds: number;
@@ -125,13 +127,14 @@ interface ProcessWatch {
 function watchGateway(stack: StartedLocalStack | undefined): { stop(): Promise<ProcessWatch> } {
   const pid = stack?.gateway?.process.pid;
   const redis = stack?.redis.client();
-  const w: ProcessWatch = { firstRss: 0, lastRss: 0, peakRss: 0, cpuSeconds: 0, peakRedisClients: 0 };
+  const w: ProcessWatch = { firstRss: 0, rssSamples: [], lastRss: 0, peakRss: 0, cpuSeconds: 0, peakRedisClients: 0 };
   const cpuStart = pid ? cpuSeconds(pid) : 0;
   const sample = async () => {
     if (!pid) return;
     const rss = rssBytes(pid);
     if (rss > 0) {
       w.firstRss ||= rss;
+      w.rssSamples.push([Date.now(), rss]);
       w.lastRss = rss;
       w.peakRss = Math.max(w.peakRss, rss);
       w.cpuSeconds = cpuSeconds(pid) - cpuStart;
@@ -373,9 +376,12 @@ async function main(): Promise<number> {
         ok: peakRss <= scenario.maxRssMiB * 1048576,
       });
       if (scenario.maxRssGrowthMiB !== undefined) {
-        const growth = mib((proc.lastRss ?? 0) - (proc.firstRss ?? 0));
+        // From the start of the measured phase (it ends the run): the warm-up's growth is not a leak.
+        const measuredFrom = end.getTime() - (scenario.measuredSeconds?.(opts) ?? runSeconds) * 1000;
+        const baseline = proc.rssSamples.find(([at]) => at >= measuredFrom)?.[1] ?? proc.firstRss;
+        const growth = mib(proc.lastRss - baseline);
         invariants.push({
-          name: "gateway resident memory growth from start to end (MiB)",
+          name: "gateway resident memory growth over the measured phase (MiB)",
           expected: `<= ${scenario.maxRssGrowthMiB}`,
           observed: growth,
           ok: growth <= scenario.maxRssGrowthMiB,

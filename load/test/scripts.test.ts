@@ -105,13 +105,13 @@ describe("gateway load scripts", () => {
     });
   });
 
-  it("gateway-soak runs the short mode and refuses an unknown SOAK_MODE", async () => {
-    const result = await run("gateway-soak.ts", { RATE: "50", DURATION: "2s", WARMUP_RATE: "0" });
+  it("gateway-soak runs the ci mode (what `./taskw load:soak MODE=ci` passes) and refuses an unknown SOAK_MODE", async () => {
+    const result = await run("gateway-soak.ts", { SOAK_MODE: "ci", RATE: "50", DURATION: "2s", WARMUP_RATE: "0" });
     expectThresholdsHoldExceptLatency(result);
     expect(values(result, "iterations").count).toBe(100);
     await stub?.close();
     const bad = await run("gateway-soak.ts", { SOAK_MODE: "forever" });
     expect(bad.code).toBe(107);
-    expect(bad.stderr).toMatch(/SOAK_MODE: must be short or 24h \(got: forever\)/);
+    expect(bad.stderr).toMatch(/SOAK_MODE: must be ci or 24h \(got: forever\)/);
   });
 });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { currentRunDir } from "./paths.js";
 
@@ -124,6 +125,25 @@ export class ManagedProcess {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /**
+   * Sets the nice value of every thread in the process group (Linux nice is
+   * per thread); threads and processes started later inherit it.
+   */
+  setNice(nice: number): void {
+    const group = this.pid;
+    if (group === undefined || !this.running) throw new Error(`${this.spec.name}: not running`);
+    for (const pid of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        // Fields after the command name: state, ppid, pgrp, ...
+        if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== group) continue;
+        for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), nice);
+      } catch {
+        // The process or thread exited meanwhile.
+      }
+    }
   }
 
   get running(): boolean {

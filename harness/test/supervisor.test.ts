@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { repoRoot, scratchDir } from "../src/paths.js";
@@ -64,6 +64,37 @@ describe("process supervisor", () => {
       ready: () => false,
     });
     await expect(proc.start()).rejects.toThrow(/exited early \(code 3[\s\S]*bad flag/);
+  });
+
+  it("sets the nice value of the whole process group, children included", async () => {
+    const proc: ManagedProcess = new ManagedProcess({
+      name: "family",
+      command: "sh",
+      args: ["-c", "sleep 30 & echo started; wait"],
+      ready: () => proc.logTail().includes("started"),
+    });
+    await proc.start();
+    try {
+      proc.setNice(7);
+      const niceOf = (pid: string) => {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        // Fields after the command name: state(0) ppid(1) pgrp(2) ... nice(16).
+        return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      };
+      const group = readdirSync("/proc")
+        .filter((e) => /^\d+$/.test(e))
+        .filter((pid) => {
+          try {
+            return Number(niceOf(pid)[2]) === proc.pid;
+          } catch {
+            return false;
+          }
+        });
+      expect(group.length).toBeGreaterThanOrEqual(2);
+      for (const pid of group) expect(Number(niceOf(pid)[16]), `pid ${pid}`).toBe(7);
+    } finally {
+      await proc.stop();
+    }
   });
 
   it("stops gracefully, and SIGKILLs what ignores SIGTERM after the timeout", async () => {

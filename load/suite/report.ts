@@ -66,7 +66,7 @@ export function latencyChart(series: Series[], title: string): string {
     const color = COLORS[i % COLORS.length];
     const d = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${d}"/>`);
-    parts.push(`<text x="${width - pad.right - 260}" y="${pad.top + 16 * (i + 1)}" fill="${color}">${s.name}</text>`);
+    parts.push(`<text x="${pad.left + 10}" y="${pad.top + 16 * (i + 1)}" fill="${color}">${s.name}</text>`);
   });
   parts.push("</svg>");
   return parts.join("\n");

@@ -39,7 +39,9 @@ export const options: Options = {
       startRate: baseRate,
       timeUnit: "1s",
       preAllocatedVUs: 500,
-      maxVUs: Number(__ENV.MAX_VUS || 3000),
+      // 1000 concurrent requests push the gateway well past capacity on a small machine; more
+      // only queue inside the generator and the kernel (measured: p50 530 ms at 3000, 220 ms at 1000).
+      maxVUs: Number(__ENV.MAX_VUS || 1000),
       stages: [
         { target: baseRate, duration: ramp },
         { target: peakRate, duration: ramp },

@@ -1,25 +1,12 @@
-import type { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StartedKubeApiServer } from "../../../harness/src/components/kube-api.js";
-import { RedisServer, type StartedRedisServer } from "../../../harness/src/components/redis.js";
+import { describe, expect, it } from "vitest";
 import { eventually } from "../../../harness/src/poll.js";
-import { freePort } from "../../../harness/src/ports.js";
 import { dedupKey } from "../../src/dedup.js";
 import { createMetrics } from "../../src/metrics.js";
 import { RedisLink } from "../../src/redis-link.js";
 import { stormFingerprint } from "../../src/storm.js";
 import { RedisStormStore, type StormCheck, windowKey } from "../../src/storm-store.js";
-import type { GatewayConfig, ProcessResult, Signal } from "../../src/types.js";
-import {
-  listRRs,
-  metricValue,
-  podAlert,
-  type RunningPipeline,
-  startKube,
-  startPipeline,
-  testConfig,
-  testLog,
-} from "./stack.js";
+import type { ProcessResult, Signal } from "../../src/types.js";
+import { listRRs, metricValue, pipelineOnRealStack, podAlert, testLog } from "./stack.js";
 
 /**
  * D2 exactly: every signal answered 2xx is counted once, also when a Redis
@@ -27,38 +14,19 @@ import {
  * retried (a busy gateway's event loop, a stalled Redis).
  */
 describe("accounting when Redis answers too late", () => {
-  let redis: StartedRedisServer;
-  let kube: StartedKubeApiServer;
-  let run: RunningPipeline;
-  let client: Redis;
-  let cfg: GatewayConfig;
+  const stack = pipelineOnRealStack(
+    { tally: {}, "tally-storm": {} },
+    { processing: { storm: { rateThreshold: 3, aggregationWindow: "3s" } } },
+  );
 
-  beforeAll(async () => {
-    [redis, kube] = await Promise.all([new RedisServer().start(), startKube({ tally: {}, "tally-storm": {} })]);
-    cfg = testConfig({
-      redis: { url: redis.getConnectionUrl() },
-      kubernetes: { kubeconfigPath: kube.getKubeconfigPath() },
-      dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
-      processing: { storm: { rateThreshold: 3, aggregationWindow: "3s" } },
-    });
-    run = await startPipeline(cfg);
-    client = redis.client();
-  });
-
-  afterAll(async () => {
-    client?.disconnect();
-    await run?.pipeline.close();
-    await Promise.all([redis?.stop(), kube?.stop()]);
-  });
-
-  const process = (signal: Signal) => run.pipeline.process(signal, { requestId: "acct" });
+  const process = (signal: Signal) => stack.run.pipeline.process(signal, { requestId: "acct" });
   const sightRetries = () =>
-    metricValue(run.metrics, "gateway_redis_operations_total", { operation: "sight", result: "retry" });
+    metricValue(stack.run.metrics, "gateway_redis_operations_total", { operation: "sight", result: "retry" });
 
   /** Processes `signal` while Redis is frozen, thawing it once the gateway has retried the sighting. */
   const processThroughStall = async (signal: Signal): Promise<ProcessResult> => {
     const before = await sightRetries();
-    redis.process.pause();
+    stack.redis.process.pause();
     let answer: Promise<ProcessResult>;
     try {
       answer = process(signal);
@@ -68,7 +36,7 @@ describe("accounting when Redis answers too late", () => {
         intervalMs: 20,
       });
     } finally {
-      redis.process.resume();
+      stack.redis.process.resume();
     }
     return answer;
   };
@@ -79,9 +47,10 @@ describe("accounting when Redis answers too late", () => {
 
     const dup = await processThroughStall(signal);
     expect(dup).toMatchObject({ status: "duplicate", occurrenceCount: 2 });
-    expect(await client.hget(dedupKey(signal.fingerprint), "count")).toBe("2");
+    expect(await stack.client.hget(dedupKey(signal.fingerprint), "count")).toBe("2");
     await eventually(
-      async () => (await listRRs(kube, "tally", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount === 2,
+      async () =>
+        (await listRRs(stack.kube, "tally", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount === 2,
       { what: "occurrenceCount 2 in status", timeoutMs: 5_000 },
     );
   });
@@ -103,23 +72,23 @@ describe("accounting when Redis answers too late", () => {
     const member = alerts[4] as Signal;
     const repeat = await processThroughStall(member);
     expect(repeat.status).toMatch(/^(storm-aggregated|duplicate)$/);
-    expect(await client.hget(dedupKey(member.fingerprint), "count")).toBe("2");
+    expect(await stack.client.hget(dedupKey(member.fingerprint), "count")).toBe("2");
 
     // Three answers went to the storm (two first sightings and the repeat): its request counts three.
     const stormFp = stormFingerprint("tally-storm", "TallyOOM");
     await eventually(
-      async () => (await listRRs(kube, "tally-storm", stormFp))[0]?.status?.deduplication?.occurrenceCount === 3,
+      async () => (await listRRs(stack.kube, "tally-storm", stormFp))[0]?.status?.deduplication?.occurrenceCount === 3,
       { what: "the storm request to count its three signals", timeoutMs: 15_000 },
     );
   });
 
   it("folds a storm member into its window once when the storm check is run again", async () => {
-    const link = new RedisLink(cfg.redis, createMetrics(), testLog);
+    const link = new RedisLink(stack.config.redis, createMetrics(), testLog);
     try {
       const store = new RedisStormStore(link);
       const signal = podAlert({ name: "TallyRetry", namespace: "tally-storm" });
       // The dedup hash of a claimed first sighting (as the Lua check-and-claim leaves it).
-      await client.hset(dedupKey(signal.fingerprint), {
+      await stack.client.hset(dedupKey(signal.fingerprint), {
         fingerprint: signal.fingerprint,
         count: 1,
         remediationRequestRef: "",
@@ -142,8 +111,10 @@ describe("accounting when Redis answers too late", () => {
       // The same call again, as a retry after a lost answer sends it.
       const again = await store.check(check);
       expect(again).toEqual(first);
-      expect(await client.hget(windowKey(first?.windowId ?? ""), "count")).toBe("1");
-      expect(await client.hget(dedupKey(signal.fingerprint), "remediationRequestRef")).toBe(`storm:${first?.windowId}`);
+      expect(await stack.client.hget(windowKey(first?.windowId ?? ""), "count")).toBe("1");
+      expect(await stack.client.hget(dedupKey(signal.fingerprint), "remediationRequestRef")).toBe(
+        `storm:${first?.windowId}`,
+      );
     } finally {
       await link.close();
     }

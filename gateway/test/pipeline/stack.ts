@@ -1,12 +1,16 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll } from "vitest";
 import { stringify } from "yaml";
 import {
   KubeApiServer,
   REMEDIATION_REQUEST_CRD,
   type StartedKubeApiServer,
 } from "../../../harness/src/components/kube-api.js";
+import { RedisServer, type StartedRedisServer } from "../../../harness/src/components/redis.js";
+import { freePort } from "../../../harness/src/ports.js";
 import { parseConfig } from "../../src/config.js";
 import { fingerprint } from "../../src/fingerprint.js";
 import type { Log } from "../../src/log.js";
@@ -73,6 +77,50 @@ export async function startPipeline(cfg: GatewayConfig): Promise<RunningPipeline
   const metrics = createMetrics();
   const pipeline = await createPipeline({ config: () => current, metrics, log: testLog });
   return { pipeline, metrics, setConfig: (next) => (current = next), config: () => current };
+}
+
+/** What {@link pipelineOnRealStack} starts; filled in before the file's first test. */
+export interface PipelineStack {
+  redis: StartedRedisServer;
+  kube: StartedKubeApiServer;
+  run: RunningPipeline;
+  /** A client of the same Redis, to read or change its state behind the pipeline's back. */
+  client: Redis;
+  config: GatewayConfig;
+}
+
+/**
+ * A pipeline on a real Redis and API server (with the CRD and `namespaces`),
+ * started before the file's tests and stopped after them. Data Storage is a
+ * closed port unless `settings` names one: audit events then wait in the
+ * buffer and journal, which these tests do not read.
+ */
+export function pipelineOnRealStack(
+  namespaces: Record<string, Record<string, string>>,
+  settings: Record<string, unknown> = {},
+): PipelineStack {
+  const stack = {} as PipelineStack;
+  beforeAll(async () => {
+    [stack.redis, stack.kube] = await Promise.all([new RedisServer().start(), startKube(namespaces)]);
+    stack.config = testConfig(
+      merge(
+        {
+          redis: { url: stack.redis.getConnectionUrl() },
+          kubernetes: { kubeconfigPath: stack.kube.getKubeconfigPath() },
+          dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
+        },
+        settings,
+      ),
+    );
+    stack.run = await startPipeline(stack.config);
+    stack.client = stack.redis.client();
+  });
+  afterAll(async () => {
+    stack.client?.disconnect();
+    await stack.run?.pipeline.close();
+    await Promise.all([stack.redis?.stop(), stack.kube?.stop()]);
+  });
+  return stack;
 }
 
 let sequence = 0;

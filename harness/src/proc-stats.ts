@@ -1,19 +1,42 @@
 // What a process costs, read from /proc (Linux only, like the rest of the local stack):
-// CPU time (user + system) and resident memory, for benchmarks and load-run reports.
+// CPU time (user + system), resident memory, process groups, for benchmarks, load-run reports
+// and the supervisor.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
-const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+let ticksPerSecond: number | undefined;
+
+/**
+ * The fields of /proc/<pid>/stat after the command name, which may contain spaces:
+ * state(0) ppid(1) pgrp(2) ... utime(11) stime(12) ... nice(16).
+ */
+export function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** Pids of the processes in process group `pgid` (those that exit meanwhile are left out). */
+export function processGroup(pgid: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return Number(statFields(pid)[2]) === pgid;
+      } catch {
+        return false;
+      }
+    });
+}
 
 /** CPU seconds the process has used so far (its own threads; not its children). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // The command name (field 2) may contain spaces: count fields after its closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  const fields = statFields(pid);
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`/proc/${pid}/stat: unexpected format`);
-  return (utime + stime) / TICKS_PER_SECOND;
+  return (utime + stime) / ticksPerSecond;
 }
 
 /** CPU seconds of several processes at one instant, by name. */

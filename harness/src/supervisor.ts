@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, wri
 import { setPriority } from "node:os";
 import { join } from "node:path";
 import { currentRunDir } from "./paths.js";
+import { processGroup } from "./proc-stats.js";
 
 /** How to run one component process. */
 export interface ProcessSpec {
@@ -134,11 +135,8 @@ export class ManagedProcess {
   setNice(nice: number): void {
     const group = this.pid;
     if (group === undefined || !this.running) throw new Error(`${this.spec.name}: not running`);
-    for (const pid of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    for (const pid of processGroup(group)) {
       try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        // Fields after the command name: state, ppid, pgrp, ...
-        if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== group) continue;
         for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), nice);
       } catch {
         // The process or thread exited meanwhile.

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { repoRoot, scratchDir } from "../src/paths.js";
 import { eventually } from "../src/poll.js";
+import { processGroup, statFields } from "../src/proc-stats.js";
 import { isAlive, ManagedProcess } from "../src/supervisor.js";
 
 const owners: ChildProcess[] = [];
@@ -76,22 +77,9 @@ describe("process supervisor", () => {
     await proc.start();
     try {
       proc.setNice(7);
-      const niceOf = (pid: string) => {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        // Fields after the command name: state(0) ppid(1) pgrp(2) ... nice(16).
-        return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      };
-      const group = readdirSync("/proc")
-        .filter((e) => /^\d+$/.test(e))
-        .filter((pid) => {
-          try {
-            return Number(niceOf(pid)[2]) === proc.pid;
-          } catch {
-            return false;
-          }
-        });
+      const group = processGroup(proc.pid ?? 0);
       expect(group.length).toBeGreaterThanOrEqual(2);
-      for (const pid of group) expect(Number(niceOf(pid)[16]), `pid ${pid}`).toBe(7);
+      for (const pid of group) expect(Number(statFields(pid)[16]), `pid ${pid}`).toBe(7);
     } finally {
       await proc.stop();
     }

@@ -109,11 +109,8 @@ function parseArgs(argv: string[]): { name: string; scenario: Scenario; opts: Op
 }
 
 interface ProcessWatch {
-  firstRss: number;
-  /** [epoch ms, bytes] once a second: the soak's growth is measured from the measured phase's start. */
-  rssSamples: Array<[number, number]>;
-  lastRss: number;
-  peakRss: number;
+  /** [epoch ms, bytes] once a second: start, end, peak, and the soak's growth over its measured phase. */
+  rss: Array<[number, number]>;
   cpuSeconds: number;
   /** Most Redis clients connected at once (the gateway's pool, the accounting's own). */
   peakRedisClients: number;
@@ -127,16 +124,13 @@ interface ProcessWatch {
 function watchGateway(stack: StartedLocalStack | undefined): { stop(): Promise<ProcessWatch> } {
   const pid = stack?.gateway?.process.pid;
   const redis = stack?.redis.client();
-  const w: ProcessWatch = { firstRss: 0, rssSamples: [], lastRss: 0, peakRss: 0, cpuSeconds: 0, peakRedisClients: 0 };
+  const w: ProcessWatch = { rss: [], cpuSeconds: 0, peakRedisClients: 0 };
   const cpuStart = pid ? cpuSeconds(pid) : 0;
   const sample = async () => {
     if (!pid) return;
     const rss = rssBytes(pid);
     if (rss > 0) {
-      w.firstRss ||= rss;
-      w.rssSamples.push([Date.now(), rss]);
-      w.lastRss = rss;
-      w.peakRss = Math.max(w.peakRss, rss);
+      w.rss.push([Date.now(), rss]);
       w.cpuSeconds = cpuSeconds(pid) - cpuStart;
     }
     const info = await redis?.info("clients").catch(() => "");
@@ -231,6 +225,13 @@ function generatorCounts(metrics: Record<string, K6Metric>): GeneratorCounts | u
   };
 }
 
+/** Quantile of the gateway's own request durations on the signal routes, over `window`. */
+const signalRouteQuantile = (q: number, fn: "rate" | "increase", window: string) =>
+  `histogram_quantile(${q}, sum by (le) (${fn}(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[${window}])))`;
+
+/** Seconds to milliseconds with one decimal. */
+const msOf = (seconds: number) => Math.round(seconds * 10_000) / 10;
+
 async function latencySeries(
   stack: StartedLocalStack,
   testid: string,
@@ -245,19 +246,11 @@ async function latencySeries(
   return [
     {
       name: "gateway p99 (5 s window)",
-      points: ms(
-        await q(
-          'histogram_quantile(0.99, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))',
-        ),
-      ),
+      points: ms(await q(signalRouteQuantile(0.99, "rate", "5s"))),
     },
     {
       name: "gateway p50 (5 s window)",
-      points: ms(
-        await q(
-          'histogram_quantile(0.5, sum by (le) (rate(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[5s])))',
-        ),
-      ),
+      points: ms(await q(signalRouteQuantile(0.5, "rate", "5s"))),
     },
     // Trend gauges are per tag set (k6 remote-write semantics), so one set stands for the bulk: the 202s.
     {
@@ -279,18 +272,16 @@ async function gatewayView(
   const range = `${Math.max(1, Math.ceil(seconds))}s`;
   const query = (promql: string) => stack.prometheus.query(promql, at).catch(() => []);
   const figures: Record<string, number | null> = {};
-  const [http] = await query(
-    `histogram_quantile(0.99, sum by (le) (increase(gateway_http_request_duration_seconds_bucket{route=~".*signals.*"}[${range}])))`,
-  );
+  const [http] = await query(signalRouteQuantile(0.99, "increase", range));
   figures["gateway HTTP p99, signal routes, all answers (ms)"] =
-    http && Number.isFinite(http.value) ? Math.round(http.value * 10_000) / 10 : null;
+    http && Number.isFinite(http.value) ? msOf(http.value) : null;
   const p99 = await query(
     `histogram_quantile(0.99, sum by (le, outcome) (increase(gateway_processing_duration_seconds_bucket[${range}])))`,
   );
   for (const s of p99
     .filter((s) => Number.isFinite(s.value))
     .sort((a, b) => (a.metric.outcome ?? "").localeCompare(b.metric.outcome ?? "")))
-    figures[`gateway processing p99, ${s.metric.outcome} (ms)`] = Math.round(s.value * 10_000) / 10;
+    figures[`gateway processing p99, ${s.metric.outcome} (ms)`] = msOf(s.value);
   for (const s of await query(`sum by (reason) (increase(gateway_requests_rejected_total[${range}]))`))
     figures[`gateway refusals, ${s.metric.reason}`] = Math.round(s.value);
   return figures;
@@ -346,7 +337,10 @@ async function main(): Promise<number> {
       stack?.prometheus.remoteWriteUrl(),
     );
     const proc = await watch.stop();
-    const peakRss = proc?.peakRss ?? 0;
+    const rssValues = proc.rss.map(([, bytes]) => bytes);
+    const firstRss = rssValues[0] ?? 0;
+    const lastRss = rssValues.at(-1) ?? 0;
+    const peakRss = rssValues.reduce((peak, bytes) => Math.max(peak, bytes), 0); // a 24 h soak has 86 400 samples
     const runSeconds = (Date.now() - startedAt.getTime()) / 1000;
     const end = new Date();
 
@@ -379,12 +373,13 @@ async function main(): Promise<number> {
       "signals created": v("signals_created", "count"),
       "signals deduplicated": v("signals_duplicate", "count"),
       "signals storm-aggregated": v("signals_storm_aggregated", "count"),
-      "gateway RSS at start (MiB)": stack ? mib(proc?.firstRss) : null,
-      "gateway RSS at end (MiB)": stack ? mib(proc?.lastRss) : null,
+      "gateway RSS at start (MiB)": stack ? mib(firstRss) : null,
+      "gateway RSS at end (MiB)": stack ? mib(lastRss) : null,
       "gateway RSS peak (MiB)": stack ? mib(peakRss) : null,
-      "gateway CPU (cores, average over the run)":
-        stack && proc ? Math.round((proc.cpuSeconds / runSeconds) * 100) / 100 : null,
-      "Redis connected clients (peak)": stack ? (proc?.peakRedisClients ?? null) : null,
+      "gateway CPU (cores, average over the run)": stack
+        ? Math.round((proc.cpuSeconds / runSeconds) * 100) / 100
+        : null,
+      "Redis connected clients (peak)": stack ? proc.peakRedisClients : null,
       ...(stack && (await gatewayView(stack, runSeconds, end))),
     };
 
@@ -399,8 +394,8 @@ async function main(): Promise<number> {
       if (scenario.maxRssGrowthMiB !== undefined) {
         // From the start of the measured phase (it ends the run): the warm-up's growth is not a leak.
         const measuredFrom = end.getTime() - (scenario.measuredSeconds?.(opts) ?? runSeconds) * 1000;
-        const baseline = proc.rssSamples.find(([at]) => at >= measuredFrom)?.[1] ?? proc.firstRss;
-        const growth = mib(proc.lastRss - baseline);
+        const baseline = proc.rss.find(([at]) => at >= measuredFrom)?.[1] ?? firstRss;
+        const growth = mib(lastRss - baseline);
         invariants.push({
           name: "gateway resident memory growth over the measured phase (MiB)",
           expected: `<= ${scenario.maxRssGrowthMiB}`,

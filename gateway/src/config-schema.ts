@@ -99,6 +99,16 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     description: "Name of the monitored master (mode sentinel).",
   },
   {
+    path: "redis.natMap",
+    type: "host-port-map",
+    default: {},
+    reloadable: false,
+    description:
+      "Mode sentinel, for Sentinel behind NAT or a proxy: the address to connect to instead of each address a " +
+      "sentinel announces (master, replicas, other sentinels), such as {'10.0.0.7:6379': '127.0.0.1:16379'}; " +
+      "addresses not listed are used as announced. YAML only: maps have no environment form.",
+  },
+  {
     path: "redis.password",
     type: "string",
     default: "",

@@ -79,7 +79,8 @@ export type FieldType =
   | "address"
   | "namespace-list"
   | "host-port-list"
-  | "string-map";
+  | "string-map"
+  | "host-port-map";
 
 /** What a kind needs from its field: bounds (written like values) and allowed words. */
 export interface Bounds {
@@ -88,7 +89,8 @@ export interface Bounds {
   values?: readonly string[];
 }
 
-export type Parsed = { value: unknown } | { reason: string };
+/** A failure may name one entry of a map (`entry`), reported as `<path>["<key>"]` with that entry's value. */
+export type Parsed = { value: unknown } | { reason: string; entry?: { key: string; raw: unknown } };
 
 interface ValueKind {
   /** How the type is named in the configuration reference. */
@@ -108,6 +110,15 @@ function hostPort(text: string): { host: string; port: number } | undefined {
   const m = HOST_PORT.exec(text);
   const port = Number(m?.[2]);
   return m && port <= 65535 ? { host: m[1] as string, port } : undefined;
+}
+
+/** ioredis writes and connects to IPv6 hosts without the brackets host:port needs. */
+function unbracketed(host: string): string {
+  return host.startsWith("[") ? host.slice(1, -1) : host;
+}
+
+function mapFromEnv(text: string): Record<string, string> {
+  return Object.fromEntries(listFromEnv(text).map((pair) => pair.split("=", 2).map((s) => s.trim())));
 }
 
 function listFromEnv(text: string): string[] {
@@ -283,7 +294,31 @@ export const KINDS: Record<FieldType, ValueKind> = {
         ? { value: { ...raw } }
         : { reason: "must be a mapping of namespace to environment name, such as {payments: production}" };
     },
-    fromEnv: (text) => Object.fromEntries(listFromEnv(text).map((pair) => pair.split("=", 2).map((s) => s.trim()))),
+    fromEnv: mapFromEnv,
+    show: (v) => JSON.stringify(v),
+  },
+  "host-port-map": {
+    label: "map of host:port to host:port",
+    parse(raw) {
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        return { reason: "must be a mapping of host:port to host:port, such as {'10.0.0.7:6379': '127.0.0.1:16379'}" };
+      }
+      // Keyed the way ioredis looks addresses up: `${host}:${port}` as the sentinel reports them.
+      const value: Record<string, { host: string; port: number }> = {};
+      for (const [key, target] of Object.entries(raw)) {
+        const from = hostPort(key);
+        if (!from?.host) {
+          return { reason: "key must be host:port, such as 10.0.0.7:6379", entry: { key, raw: key } };
+        }
+        const to = typeof target === "string" ? hostPort(target) : undefined;
+        if (!to?.host) {
+          return { reason: 'must be "host:port", such as 127.0.0.1:16379', entry: { key, raw: target } };
+        }
+        value[`${unbracketed(from.host)}:${from.port}`] = { host: unbracketed(to.host), port: to.port };
+      }
+      return { value };
+    },
+    fromEnv: mapFromEnv,
     show: (v) => JSON.stringify(v),
   },
 };

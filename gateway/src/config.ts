@@ -132,13 +132,21 @@ export function buildConfig(values: ReadonlyMap<string, unknown>): GatewayConfig
   const root: Record<string, unknown> = {};
   for (const spec of CONFIG_FIELDS) setPath(root, configPath(spec), values.get(spec.path));
   const config = root as unknown as GatewayConfig & {
-    redis: { mode: string; url?: string; sentinels?: unknown; masterName?: string; password?: string };
+    redis: {
+      mode: string;
+      url?: string;
+      sentinels?: unknown;
+      masterName?: string;
+      password?: string;
+      natMap?: Record<string, unknown>;
+    };
     kubernetes: { kubeconfigPath?: string };
   };
-  // Only the fields of the chosen Redis mode; empty strings mean "not set".
-  const { mode, url, sentinels, masterName, password } = config.redis;
+  // Only the fields of the chosen Redis mode; empty strings and maps mean "not set".
+  const { mode, url, sentinels, masterName, password, natMap } = config.redis;
   config.redis = mode === "single" ? { mode, url } : { mode, sentinels, masterName };
   if (password) config.redis.password = password;
+  if (mode === "sentinel" && natMap && Object.keys(natMap).length > 0) config.redis.natMap = natMap;
   if (!config.kubernetes.kubeconfigPath) delete config.kubernetes.kubeconfigPath;
   return deepFreeze(config as GatewayConfig);
 }
@@ -211,10 +219,11 @@ export function parseConfig(text: string, opts: { source: string; env?: NodeJS.P
     const input = fromEnv ? kind.fromEnv(fromEnv) : raw.has(spec.path) ? raw.get(spec.path) : spec.default;
     const parsed = kind.parse(input, spec);
     if ("value" in parsed) values.set(spec.path, parsed.value);
-    else
-      problems.push(
-        configProblem(spec.path, parsed.reason, shown(input, spec) + (fromEnv ? `, from ${spec.env}` : "")),
-      );
+    else {
+      const path = parsed.entry ? `${spec.path}[${JSON.stringify(parsed.entry.key)}]` : spec.path;
+      const got = parsed.entry ? parsed.entry.raw : input;
+      problems.push(configProblem(path, parsed.reason, shown(got, spec) + (fromEnv ? `, from ${spec.env}` : "")));
+    }
   }
   if (problems.length === 0) problems.push(...crossFieldProblems(values));
   if (problems.length > 0) throw new ConfigError(problems);

@@ -58,6 +58,8 @@ function clientOptions(cfg: GatewayConfig["redis"]): RedisOptions {
     ...common,
     sentinels: cfg.sentinels,
     name: cfg.masterName,
+    // Applied to every address a sentinel hands out: the master, replicas and discovered sentinels.
+    natMap: cfg.natMap,
     sentinelRetryStrategy: (times) => Math.min(times * 100, 1_000),
   };
 }

@@ -77,7 +77,14 @@ export interface GatewayConfig {
   auth: { enabled: boolean; cacheTtlMs: number };
   redis:
     | { mode: "single"; url: string; password?: string }
-    | { mode: "sentinel"; sentinels: { host: string; port: number }[]; masterName: string; password?: string };
+    | {
+        mode: "sentinel";
+        sentinels: { host: string; port: number }[];
+        masterName: string;
+        password?: string;
+        /** Announced "host:port" → where to connect instead (ioredis `natMap`). */
+        natMap?: Record<string, { host: string; port: number }>;
+      };
   kubernetes: { mode: "in-cluster" | "kubeconfig"; kubeconfigPath?: string; requestTimeoutMs: number };
   processing: {
     /** statusWriteRate: status.deduplication writes per second (the budget of the status flusher). */

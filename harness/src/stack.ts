@@ -1,10 +1,14 @@
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
 import { DataStorageService, type StartedDataStorageService } from "./components/data-storage.js";
 import { type ConfigTree, GatewayProcess, type StartedGateway } from "./components/gateway.js";
 import { KubeApiServer, REMEDIATION_REQUEST_CRD, type StartedKubeApiServer } from "./components/kube-api.js";
 import { PrometheusServer, type StartedPrometheusServer } from "./components/prometheus.js";
 import { RedisServer, type StartedRedisServer } from "./components/redis.js";
 import { RedisSentinelGroup, StartedRedisSentinelGroup } from "./components/redis-sentinel.js";
-import { currentRunDir } from "./paths.js";
+import { type StartedToxiproxyServer, type ToxicProxy, ToxiproxyServer } from "./components/toxiproxy.js";
+import { currentRunDir, scratchDir } from "./paths.js";
 
 /** Endpoints of a running stack, as written to results/stack.json. */
 export interface StackEndpoints {
@@ -15,7 +19,57 @@ export interface StackEndpoints {
   dataStorage: { url: string };
   postgres: { uri: string };
   prometheus: { url: string };
+  /** withToxiproxy(): the control API, the kubeconfig through the proxy, the gateway through `ingress`, every proxy. */
+  toxiproxy: {
+    api: string;
+    kubeconfig: string;
+    ingressUrl: string;
+    proxies: { name: string; listen: string; upstream: string }[];
+  } | null;
   logs: string;
+}
+
+/**
+ * The proxies of a stack started withToxiproxy(), one per link; each is
+ * named here by its Toxiproxy proxy name. Only the gateway's links go through
+ * them: the harness (stack.redis, stack.kube, ...) and Prometheus scraping
+ * the gateway connect directly.
+ */
+export interface StackProxies {
+  /** Gateway → Redis: `redis` (one server), or `redis-sentinel-<i>` per sentinel, in sentinel order. */
+  redis: ToxicProxy[];
+  /**
+   * Gateway → each Sentinel node, `gateway-redis-node-<i>` in node order (empty with one server):
+   * redis.natMap maps the address a sentinel announces for node i to it, so the master is reached through it.
+   */
+  redisNodes: ToxicProxy[];
+  /**
+   * Into each Sentinel node from its peers and the sentinels, `redis-node-<i>` in node order (empty with one
+   * server; RedisSentinelGroup.withReplicationProxy): downstream of the master's runs the replication stream.
+   */
+  replication: ToxicProxy[];
+  /** Gateway → Kubernetes API server, `kube-apiserver` (TLS passes through). */
+  kube: ToxicProxy;
+  /** Gateway → Data Storage, `data-storage`. */
+  dataStorage: ToxicProxy;
+  /** Load generator → gateway, `ingress` (see ingressUrl()). */
+  ingress: ToxicProxy;
+}
+
+/** What withToxiproxy() adds to a started stack. */
+interface ProxiedLinks {
+  toxiproxy: StartedToxiproxyServer;
+  proxies: StackProxies;
+  /** A copy of the kubeconfig whose server is the `kube-apiserver` proxy. */
+  kubeconfigPath: string;
+  /** Removes the kubeconfig copy. */
+  stop(): Promise<void>;
+}
+
+/** The links into the dependencies (every proxy but `ingress`) and the gateway settings that use them. */
+interface DependencyLinks extends Omit<ProxiedLinks, "proxies"> {
+  proxies: Omit<StackProxies, "ingress">;
+  redisConfig: ConfigTree;
 }
 
 /**
@@ -29,6 +83,8 @@ export class LocalStack {
   private gateway = true;
   private gatewayConfig: ConfigTree = {};
   private namespaces: Record<string, Record<string, string>> = {};
+  private toxiproxy = false;
+  private gatewayMain: string | undefined;
 
   /** Redis as a Sentinel group (master, 2 replicas, 3 sentinels) instead of one server. */
   withSentinel(): this {
@@ -48,6 +104,24 @@ export class LocalStack {
     return this;
   }
 
+  /**
+   * A ToxiproxyServer with a proxy on every link of the gateway (see
+   * StackProxies): to Redis, the Kubernetes API and Data Storage, and in front
+   * of the gateway (`ingressUrl()`). With withSentinel() the nodes also
+   * replicate through proxies of their own, so replicas can be made to lag.
+   * Needs the stack's gateway (not withoutGateway()).
+   */
+  withToxiproxy(): this {
+    this.toxiproxy = true;
+    return this;
+  }
+
+  /** Runs another gateway entry point, e.g. a patched copy from `patchedGateway()` (GatewayProcess.withMain). */
+  withGatewayMain(path: string): this {
+    this.gatewayMain = path;
+    return this;
+  }
+
   /** Namespaces to create, with their labels (e.g. `environment: production`). */
   withNamespaces(namespaces: Record<string, Record<string, string>>): this {
     Object.assign(this.namespaces, namespaces);
@@ -61,31 +135,46 @@ export class LocalStack {
       started.push(c);
       return c;
     }
+    if (this.toxiproxy && !this.gateway) {
+      throw new Error(
+        "LocalStack: withToxiproxy() proxies the stack's own gateway; it cannot go with withoutGateway()",
+      );
+    }
     try {
+      // First, because the Sentinel nodes start behind its proxies.
+      const toxiproxy = this.toxiproxy ? track(await new ToxiproxyServer().start()) : undefined;
+      const group = new RedisSentinelGroup();
+      if (toxiproxy) group.withReplicationProxy(toxiproxy);
       const [redis, kube, dataStorage] = await Promise.all([
-        this.sentinel ? new RedisSentinelGroup().start().then(track) : new RedisServer().start().then(track),
+        this.sentinel ? group.start().then(track) : new RedisServer().start().then(track),
         new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start().then(track),
         new DataStorageService().start().then(track),
       ]);
       for (const [name, labels] of Object.entries({ "kubernaut-system": {}, ...this.namespaces })) {
         await kube.createNamespace(name, labels);
       }
-      const gateway = this.gateway
-        ? track(
-            await new GatewayProcess()
-              .withConfig({
-                redis: redisConfig(redis),
-                kubernetes: { mode: "kubeconfig", kubeconfigPath: kube.getKubeconfigPath() },
-                dataStorage: { url: dataStorage.getUrl() },
-                ...this.gatewayConfig,
-              })
-              .start(),
-          )
-        : undefined;
+      const deps = toxiproxy ? track(await dependencyLinks(toxiproxy, redis, kube, dataStorage)) : undefined;
+      let gateway: StartedGateway | undefined;
+      let links: ProxiedLinks | undefined;
+      if (this.gateway) {
+        const process = new GatewayProcess().withConfig({
+          redis: deps?.redisConfig ?? redisConfig(redis),
+          kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
+          dataStorage: { url: deps ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl() },
+        });
+        // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
+        process.withConfig(this.gatewayConfig);
+        if (this.gatewayMain) process.withMain(this.gatewayMain);
+        gateway = track(await process.start());
+        if (deps) {
+          const ingress = await deps.toxiproxy.createProxy("ingress", new URL(gateway.getUrl()).host);
+          links = { ...deps, proxies: { ...deps.proxies, ingress } };
+        }
+      }
       const prometheus = new PrometheusServer();
       if (gateway) prometheus.withScrapeTarget("gateway", new URL(gateway.getUrl()).host, { scrapeInterval: "1s" });
       const prom = track(await prometheus.start());
-      return new StartedLocalStack(redis, kube, dataStorage, prom, gateway);
+      return new StartedLocalStack(redis, kube, dataStorage, prom, gateway, links);
     } catch (err) {
       await Promise.allSettled(started.reverse().map((c) => c.stop()));
       throw err;
@@ -104,6 +193,71 @@ function redisConfig(redis: StartedRedisServer | StartedRedisSentinelGroup): Con
     : { mode: "single", url: redis.getConnectionUrl() };
 }
 
+const show = (a: { host: string; port: number }) => `${a.host}:${a.port}`;
+
+/**
+ * A proxy on each of the gateway's links, and the gateway settings that use
+ * them. With Sentinel the gateway asks the sentinels through their proxies,
+ * and natMap turns each address a sentinel hands out (a node as it announces
+ * itself, i.e. its replication proxy, or a sentinel it knows) into the
+ * gateway's own proxy for it: without that, the gateway would follow the
+ * announced addresses past its proxies.
+ */
+async function dependencyLinks(
+  toxiproxy: StartedToxiproxyServer,
+  redis: StartedRedisServer | StartedRedisSentinelGroup,
+  kube: StartedKubeApiServer,
+  dataStorage: StartedDataStorageService,
+): Promise<DependencyLinks> {
+  const proxy = (name: string, upstream: string) => toxiproxy.createProxy(name, upstream);
+  const [kubeProxy, dataStorageProxy] = await Promise.all([
+    proxy("kube-apiserver", new URL(kube.getServerUrl()).host),
+    proxy("data-storage", new URL(dataStorage.getUrl()).host),
+  ]);
+  const dir = scratchDir("stack-links");
+  // The serving certificate names 127.0.0.1, so TLS verifies through a loopback proxy too.
+  const kubeconfig = parse(readFileSync(kube.getKubeconfigPath(), "utf8")) as {
+    clusters: { cluster: { server: string } }[];
+  };
+  for (const { cluster } of kubeconfig.clusters) cluster.server = `https://${kubeProxy.getListen()}`;
+  const kubeconfigPath = join(dir, "kubeconfig");
+  writeFileSync(kubeconfigPath, stringify(kubeconfig), { mode: 0o600 });
+
+  let redisProxies: ToxicProxy[];
+  let redisNodes: ToxicProxy[] = [];
+  let replication: ToxicProxy[] = [];
+  let gatewayRedis: ConfigTree;
+  if (redis instanceof StartedRedisSentinelGroup) {
+    const sentinels = redis.getSentinels();
+    replication = redis.getNodeProxies();
+    [redisProxies, redisNodes] = await Promise.all([
+      Promise.all(sentinels.map((s, i) => proxy(`redis-sentinel-${i}`, show(s)))),
+      Promise.all(redis.nodes.map((n, i) => proxy(`gateway-redis-node-${i}`, `${n.getHost()}:${n.getPort()}`))),
+    ]);
+    const natMap: Record<string, string> = {};
+    redis.getNodes().forEach((announced, i) => {
+      natMap[show(announced)] = (redisNodes[i] as ToxicProxy).getListen();
+    });
+    sentinels.forEach((s, i) => {
+      natMap[show(s)] = (redisProxies[i] as ToxicProxy).getListen();
+    });
+    gatewayRedis = { ...redisConfig(redis), sentinels: redisProxies.map((p) => p.getListen()), natMap };
+  } else {
+    const server = await proxy("redis", `${redis.getHost()}:${redis.getPort()}`);
+    redisProxies = [server];
+    const url = new URL(redis.getConnectionUrl());
+    url.host = server.getListen();
+    gatewayRedis = { mode: "single", url: url.toString() };
+  }
+  return {
+    toxiproxy,
+    proxies: { redis: redisProxies, redisNodes, replication, kube: kubeProxy, dataStorage: dataStorageProxy },
+    kubeconfigPath,
+    redisConfig: gatewayRedis,
+    stop: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
 export class StartedLocalStack {
   constructor(
     readonly redis: StartedRedisServer | StartedRedisSentinelGroup,
@@ -111,10 +265,32 @@ export class StartedLocalStack {
     readonly dataStorage: StartedDataStorageService,
     readonly prometheus: StartedPrometheusServer,
     readonly gateway: StartedGateway | undefined,
+    private readonly links: ProxiedLinks | undefined,
   ) {}
+
+  /** The Toxiproxy server of withToxiproxy(). */
+  get toxiproxy(): StartedToxiproxyServer {
+    return this.proxied("toxiproxy").toxiproxy;
+  }
+
+  /** The proxy on each link of withToxiproxy(); see StackProxies for which is which. */
+  get proxies(): StackProxies {
+    return this.proxied("proxies").proxies;
+  }
+
+  /** The gateway's base URL through the `ingress` proxy, e.g. http://127.0.0.1:41235 (withToxiproxy()). */
+  ingressUrl(): string {
+    return `http://${this.proxied("ingressUrl()").proxies.ingress.getListen()}`;
+  }
+
+  private proxied(what: string): ProxiedLinks {
+    if (!this.links) throw new Error(`${what}: the stack was started without withToxiproxy()`);
+    return this.links;
+  }
 
   endpoints(): StackEndpoints {
     const r = this.redis;
+    const links = this.links;
     return {
       gateway: this.gateway ? { url: this.gateway.getUrl(), configPath: this.gateway.getConfigPath() } : null,
       kubeconfig: this.kube.getKubeconfigPath(),
@@ -126,13 +302,37 @@ export class StartedLocalStack {
       dataStorage: { url: this.dataStorage.getUrl() },
       postgres: { uri: this.dataStorage.postgres.getConnectionUri() },
       prometheus: { url: this.prometheus.getUrl() },
+      toxiproxy: links
+        ? {
+            api: links.toxiproxy.getApiUrl(),
+            kubeconfig: links.kubeconfigPath,
+            ingressUrl: this.ingressUrl(),
+            proxies: Object.values(links.proxies)
+              .flat()
+              .map((p: ToxicProxy) => ({ name: p.getName(), listen: p.getListen(), upstream: p.getUpstream() })),
+          }
+        : null,
       logs: currentRunDir(),
     };
   }
 
-  /** Stops in reverse dependency order: the gateway first, so it can flush its audit buffer. */
+  /**
+   * Stops in reverse dependency order: the gateway first, so it can flush its
+   * audit buffer, after every toxic is removed and every proxy enabled again.
+   */
   async stop(): Promise<void> {
-    await this.gateway?.stop();
-    await Promise.allSettled([this.prometheus.stop(), this.dataStorage.stop(), this.kube.stop(), this.redis.stop()]);
+    // A Toxiproxy a test killed has no links to free: the gateway then stops without them.
+    await this.links?.toxiproxy.reset().catch(() => {});
+    // A gateway that died (e.g. OOM-killed) fails its stop(): the rest is stopped all the same.
+    const gateway = await Promise.allSettled([this.gateway?.stop()]);
+    await Promise.allSettled([
+      this.prometheus.stop(),
+      this.dataStorage.stop(),
+      this.kube.stop(),
+      this.redis.stop(),
+      this.links?.toxiproxy.stop(),
+      this.links?.stop(),
+    ]);
+    if (gateway[0].status === "rejected") throw gateway[0].reason;
   }
 }

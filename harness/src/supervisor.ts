@@ -30,6 +30,48 @@ const live = new Map<number, ManagedProcess>();
 let watchdogStarted = false;
 let signalsHooked = false;
 
+/**
+ * Undo actions that must run however the run ends (a fault to remove, a
+ * cgroup or mount to take away): on Ctrl-C/SIGTERM/SIGHUP they run, newest
+ * first, before the processes are stopped.
+ */
+const cleanups = new Map<number, { name: string; run: () => Promise<void> | void }>();
+let nextCleanup = 0;
+
+/**
+ * Registers an undo action; the returned function runs it once (and
+ * unregisters it). Interrupt handlers run whatever is still registered.
+ */
+export function deferCleanup(name: string, run: () => Promise<void> | void): () => Promise<void> {
+  hookSignals();
+  const id = nextCleanup++;
+  cleanups.set(id, { name, run });
+  return async () => {
+    const entry = cleanups.get(id);
+    if (!entry) return;
+    cleanups.delete(id);
+    await entry.run();
+  };
+}
+
+/** Runs every registered undo action, newest first; one failing does not stop the others. */
+export async function runCleanups(): Promise<void> {
+  for (const id of [...cleanups.keys()].reverse()) {
+    const entry = cleanups.get(id);
+    cleanups.delete(id);
+    try {
+      await entry?.run();
+    } catch (err) {
+      process.stderr.write(`cleanup "${entry?.name}" failed: ${(err as Error).message}\n`);
+    }
+  }
+}
+
+/** Names of the undo actions still registered (for leak checks). */
+export function pendingCleanups(): string[] {
+  return [...cleanups.values()].map((c) => c.name);
+}
+
 function pidFile(): string {
   return join(currentRunDir(), "pids");
 }
@@ -61,17 +103,22 @@ function ensureReaper(): void {
     });
     wd.unref();
   }
-  if (!signalsHooked) {
-    signalsHooked = true;
-    // Last resort on any exit: SIGKILL whole process groups, synchronously.
-    process.on("exit", () => {
-      for (const pid of live.keys()) killGroup(pid, "SIGKILL");
+  hookSignals();
+}
+
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  // Last resort on any exit: SIGKILL whole process groups, synchronously.
+  process.on("exit", () => {
+    for (const pid of live.keys()) killGroup(pid, "SIGKILL");
+  });
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      void runCleanups()
+        .then(stopAll)
+        .finally(() => process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1)));
     });
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-      process.once(sig, () => {
-        void stopAll().finally(() => process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1)));
-      });
-    }
   }
 }
 

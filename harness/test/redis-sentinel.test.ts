@@ -1,7 +1,8 @@
 import { setTimeout as pause } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Address, RedisSentinelGroup, type StartedRedisSentinelGroup } from "../src/components/redis-sentinel.js";
+import { type StartedToxiproxyServer, ToxiproxyServer } from "../src/components/toxiproxy.js";
 import { eventually } from "../src/poll.js";
 
 const KEY = "failover:counter";
@@ -143,4 +144,115 @@ describe("RedisSentinelGroup (real redis-server and redis-sentinel processes)", 
       client.disconnect();
     }
   }, 90_000);
+});
+
+describe("RedisSentinelGroup withReplicationProxy (every node behind a Toxiproxy proxy of its own)", () => {
+  const password = "pw";
+  let toxiproxy: StartedToxiproxyServer;
+  let group: StartedRedisSentinelGroup;
+
+  /** Writes to the master directly, then times how long until no replica is behind it. */
+  async function measureCatchUp(key: string): Promise<{ behindBytes: number[]; catchUpMs: number }> {
+    const writer = group.getServer(await group.getMaster()).client();
+    try {
+      await writer.set(key, "x".repeat(100));
+      const wroteAt = performance.now();
+      const behindBytes = (await group.getReplicaLag()).map((l) => l.bytes);
+      const catchUpMs = await eventually(
+        async () => ((await group.getReplicaLag()).every((l) => l.bytes === 0) ? performance.now() - wroteAt : false),
+        { what: `every replica to process the write of ${key}`, timeoutMs: 5000, intervalMs: 10 },
+      );
+      return { behindBytes, catchUpMs };
+    } finally {
+      writer.disconnect();
+    }
+  }
+
+  beforeAll(async () => {
+    toxiproxy = await new ToxiproxyServer().start();
+    group = await new RedisSentinelGroup().withPassword(password).withReplicationProxy(toxiproxy).start();
+  });
+  afterEach(async () => {
+    await toxiproxy.reset();
+  });
+  afterAll(async () => {
+    await group?.stop();
+    await toxiproxy?.stop();
+  });
+
+  it("nodes announce their proxies: replicas replicate from the master's proxy and sentinels name proxies", async () => {
+    const proxies = group.getNodeProxies();
+    expect(proxies.map((p) => p.getName())).toEqual(["redis-node-0", "redis-node-1", "redis-node-2"]);
+    expect(proxies.map((p) => p.getUpstream())).toEqual(group.nodes.map((n) => `127.0.0.1:${n.getPort()}`));
+    expect(group.getNodes()).toEqual(proxies.map((p) => ({ host: "127.0.0.1", port: p.getListenPort() })));
+    const master = await group.getMaster();
+    expect(master).toEqual(group.getNodes()[0]);
+    expect((await group.getMasterProxy()).getName()).toBe("redis-node-0");
+    const masterInfo = await group.getReplicationInfo(master);
+    for (const replica of group.getNodes().slice(1)) {
+      const info = await group.getReplicationInfo(replica);
+      expect(info).toMatchObject({ role: "slave", master_port: String(master.port), master_link_status: "up" });
+    }
+    // The master lists its replicas by the ports they announce; sentinels learn them from there.
+    const announced = [masterInfo.slave0, masterInfo.slave1].map((s) => Number(/port=(\d+)/.exec(s ?? "")?.[1]));
+    expect(announced.sort()).toEqual([proxies[1], proxies[2]].map((p) => p?.getListenPort()).sort());
+  });
+
+  it("a 300 ms latency toxic downstream of the master's proxy makes the replicas lag, then catch up", async () => {
+    const unhindered = await measureCatchUp("lag:before");
+    const masterProxy = await group.getMasterProxy();
+    await masterProxy.addLatency({ latency: 300 });
+    const lagged = await measureCatchUp("lag:during");
+    console.info(
+      `[replication proxy] catch-up after a write: ${unhindered.catchUpMs.toFixed(0)} ms without the toxic, ` +
+        `${lagged.catchUpMs.toFixed(0)} ms with 300 ms latency; bytes behind right after the write: ${lagged.behindBytes.join(", ")}`,
+    );
+    expect(unhindered.catchUpMs).toBeLessThan(250);
+    expect(lagged.behindBytes).toHaveLength(2);
+    for (const bytes of lagged.behindBytes) expect(bytes).toBeGreaterThan(0);
+    expect(lagged.catchUpMs).toBeGreaterThanOrEqual(250);
+  });
+
+  it("cut off by its proxy, the running master is failed over; back, it rejoins as a replica of the new master", async () => {
+    const old = await group.getMaster();
+    const oldProxy = group.getNodeProxy(old);
+    await oldProxy.disable();
+    const cutAt = Date.now();
+    const promoted = await group.waitForFailover(old);
+    const failoverMs = Date.now() - cutAt;
+    expect(group.getServer(old).process.running).toBe(true);
+    await oldProxy.enable();
+    await group.waitForReplicaSync();
+    const info = await group.getReplicationInfo(old);
+    console.info(`[replication proxy] partition of the master: failover ${failoverMs} ms`);
+    expect(info.role).toBe("slave");
+    expect(Number(info.master_port)).toBe(group.getNodeProxy(promoted).getListenPort());
+  }, 90_000);
+
+  it("killMaster(), waitForFailover() and restart() through the proxies; the data survives", async () => {
+    const client = group.client();
+    client.on("error", () => {}); // reconnect noise while the master is down
+    try {
+      await client.set("proxied:key", "kept");
+      await group.waitForReplicaSync();
+      const killed = await group.killMaster();
+      const killedAt = Date.now();
+      const promoted = await group.waitForFailover(killed);
+      const failoverMs = Date.now() - killedAt;
+      expect(group.getNodes()).toContainEqual(promoted);
+      expect(await client.get("proxied:key")).toBe("kept");
+
+      await group.restart(killed);
+      await group.waitForReplicaSync();
+      const info = await group.getReplicationInfo(killed);
+      console.info(`[replication proxy] master kill: failover ${failoverMs} ms`);
+      expect(info.role).toBe("slave");
+      expect(Number(info.master_port)).toBe(group.getNodeProxy(promoted).getListenPort());
+      const direct = group.getServer(killed).client();
+      expect(await direct.get("proxied:key")).toBe("kept");
+      direct.disconnect();
+    } finally {
+      client.disconnect();
+    }
+  }, 120_000);
 });

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisServer, type StartedRedisServer } from "../src/components/redis.js";
 import { type StartedToxiproxyServer, type ToxicProxy, ToxiproxyServer } from "../src/components/toxiproxy.js";
+import { eventually } from "../src/poll.js";
 
 /** A client that fails at once instead of reconnecting, so a fault shows up as an error. */
 function fragileClient(port: number): { client: Redis; errors: NodeJS.ErrnoException[] } {
@@ -101,6 +102,43 @@ describe("ToxiproxyServer (real toxiproxy-server in front of a real redis-server
     const sliced = fragileClient(proxy.getListenPort());
     expect(await sliced.client.get("big")).toBe(value);
     sliced.client.disconnect();
+  });
+
+  it("a latency toxic reaches an open connection at once; dropConnections() closes it and the reconnect runs through the toxic", async () => {
+    const direct = redis.client();
+    const open = fragileClient(proxy.getListenPort());
+    // Reconnects at once, like the gateway's client.
+    const reconnecting = new Redis({ port: proxy.getListenPort(), retryStrategy: () => 10 });
+    reconnecting.on("error", () => {}); // the refused reconnects while the proxy is down
+    let reconnects = 0;
+    reconnecting.on("reconnecting", () => reconnects++);
+    try {
+      expect(await open.client.ping()).toBe("PONG");
+      expect(await reconnecting.ping()).toBe("PONG");
+      const baseline = await medianPingMs(direct, 3);
+      await proxy.addLatency({ latency: 300 });
+      const openAdded = (await medianPingMs(open.client, 3)) - baseline;
+
+      await proxy.dropConnections();
+      await eventually(() => open.client.status === "end", { what: "the open connection to be closed" });
+      await expect(open.client.ping()).rejects.toThrow(/closed/);
+      const reconnectedAdded = (await medianPingMs(reconnecting, 3)) - baseline;
+      console.info(
+        `[dropConnections] latency 300 ms: added ${openAdded.toFixed(0)} ms on the open connection, ` +
+          `${reconnectedAdded.toFixed(0)} ms after the reconnect`,
+      );
+      expect(openAdded).toBeGreaterThanOrEqual(280);
+      expect(reconnectedAdded).toBeGreaterThanOrEqual(280);
+      expect(reconnects).toBeGreaterThanOrEqual(1);
+      // Left enabled: new connections go through.
+      const fresh = fragileClient(proxy.getListenPort());
+      expect(await fresh.client.ping()).toBe("PONG");
+      fresh.client.disconnect();
+    } finally {
+      direct.disconnect();
+      open.client.disconnect();
+      reconnecting.disconnect();
+    }
   });
 
   it("removeToxic() removes one named toxic", async () => {

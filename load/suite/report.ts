@@ -32,8 +32,23 @@ export interface LoadSummary {
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 
-/** A small line chart (no dependencies): latency in ms over seconds since the start. */
-export function latencyChart(series: Series[], title: string): string {
+/** Shaded spans of time, e.g. the windows in which a chaos fault was active. */
+export interface ChartBand {
+  /** Unix seconds. */
+  from: number;
+  to: number;
+  label: string;
+}
+
+/**
+ * A small line chart (no dependencies): values (latency in ms by default) over seconds since the
+ * start, with optional shaded bands.
+ */
+export function latencyChart(
+  series: Series[],
+  title: string,
+  options: { unit?: string; bands?: ChartBand[] } = {},
+): string {
   const width = 800;
   const height = 320;
   const pad = { left: 60, right: 20, top: 30, bottom: 40 };
@@ -45,8 +60,9 @@ export function latencyChart(series: Series[], title: string): string {
   const all = plotted.flatMap((s) => s.points);
   if (all.length === 0)
     return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="60"><text x="10" y="30">${title}: no data</text></svg>`;
-  const t0 = Math.min(...all.map((p) => p[0]));
-  const t1 = Math.max(...all.map((p) => p[0]), t0 + 1);
+  const bands = options.bands ?? [];
+  const t0 = Math.min(...all.map((p) => p[0]), ...bands.map((b) => b.from));
+  const t1 = Math.max(...all.map((p) => p[0]), ...bands.map((b) => b.to), t0 + 1);
   const yMax = Math.max(...all.map((p) => p[1]), 1) * 1.1;
   const x = (t: number) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
   const y = (v: number) => height - pad.bottom - (v / yMax) * (height - pad.top - pad.bottom);
@@ -55,12 +71,16 @@ export function latencyChart(series: Series[], title: string): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${pad.left}" y="18" font-weight="bold">${title}</text>`,
+    ...bands.map(
+      (b) =>
+        `<rect x="${x(b.from).toFixed(1)}" y="${pad.top}" width="${Math.max(1, x(b.to) - x(b.from)).toFixed(1)}" height="${height - pad.top - pad.bottom}" fill="#f4a582" fill-opacity="0.35"><title>${b.label}</title></rect>`,
+    ),
     ...ticks.map(
       (v) =>
         `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${pad.left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text>`,
     ),
     `<text x="${width / 2}" y="${height - 8}" text-anchor="middle">seconds since start (${Math.round(t1 - t0)} s)</text>`,
-    `<text x="14" y="${height / 2}" transform="rotate(-90 14 ${height / 2})" text-anchor="middle">ms</text>`,
+    `<text x="14" y="${height / 2}" transform="rotate(-90 14 ${height / 2})" text-anchor="middle">${options.unit ?? "ms"}</text>`,
   ];
   plotted.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];

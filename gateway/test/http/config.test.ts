@@ -215,6 +215,49 @@ describe("configuration values", () => {
     ]);
   });
 
+  it("passes redis.natMap (sentinel mode) keyed as ioredis looks announced addresses up", () => {
+    const yaml = [
+      "redis:",
+      "  mode: sentinel",
+      "  sentinels: ['127.0.0.1:26379']",
+      "  natMap:",
+      "    '127.0.0.1:7000': '127.0.0.1:17000'",
+      "    '[::1]:7001': 'proxy.local:17001'",
+      "",
+    ].join("\n");
+    expect(parseConfig(yaml, { source: "x" }).config.redis).toEqual({
+      mode: "sentinel",
+      sentinels: [{ host: "127.0.0.1", port: 26379 }],
+      masterName: "mymaster",
+      natMap: {
+        "127.0.0.1:7000": { host: "127.0.0.1", port: 17000 },
+        "::1:7001": { host: "proxy.local", port: 17001 },
+      },
+    });
+    // Only Sentinel hands out addresses to translate; an empty map is no map.
+    const single = parseConfig("redis:\n  natMap: { '127.0.0.1:7000': '127.0.0.1:17000' }\n", { source: "x" });
+    expect(single.config.redis).toEqual({ mode: "single", url: "redis://127.0.0.1:6379" });
+    const empty = parseConfig("redis:\n  mode: sentinel\n  sentinels: ['127.0.0.1:26379']\n  natMap: {}\n", {
+      source: "x",
+    });
+    expect(empty.config.redis).not.toHaveProperty("natMap");
+  });
+
+  it("names the redis.natMap entry that is not host:port", () => {
+    expect(problems("redis:\n  natMap:\n    '127.0.0.1:7000': nope\n")).toEqual([
+      `configuration error in 'redis.natMap["127.0.0.1:7000"]': must be "host:port", such as 127.0.0.1:16379 (got: nope)`,
+    ]);
+    expect(problems("redis:\n  natMap:\n    '127.0.0.1:7000': 17000\n")).toEqual([
+      `configuration error in 'redis.natMap["127.0.0.1:7000"]': must be "host:port", such as 127.0.0.1:16379 (got: 17000)`,
+    ]);
+    expect(problems("redis:\n  natMap:\n    '127.0.0.1': '127.0.0.1:17000'\n")).toEqual([
+      `configuration error in 'redis.natMap["127.0.0.1"]': key must be host:port, such as 10.0.0.7:6379 (got: 127.0.0.1)`,
+    ]);
+    expect(problems("redis:\n  natMap: ['127.0.0.1:7000']\n")).toEqual([
+      `configuration error in 'redis.natMap': must be a mapping of host:port to host:port, such as {'10.0.0.7:6379': '127.0.0.1:16379'} (got: ["127.0.0.1:7000"])`,
+    ]);
+  });
+
   it("generates a reference row for every field", () => {
     const text = configReference();
     for (const f of CONFIG_FIELDS) expect(text).toContain(`| \`${f.path}\` |`);

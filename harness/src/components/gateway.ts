@@ -53,9 +53,10 @@ function isTree(value: unknown): value is ConfigTree {
 }
 
 /** Nested merge; lists and scalars in `patch` replace what was there. */
-function merge(base: ConfigTree, patch: ConfigTree): ConfigTree {
+export function mergeConfig(base: ConfigTree, patch: ConfigTree): ConfigTree {
   const out: ConfigTree = { ...base };
-  for (const [k, v] of Object.entries(patch)) out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as ConfigTree, v) : v;
+  for (const [k, v] of Object.entries(patch))
+    out[k] = isTree(v) && isTree(out[k]) ? mergeConfig(out[k] as ConfigTree, v) : v;
   return out;
 }
 
@@ -77,10 +78,11 @@ export class GatewayProcess {
   private env: Record<string, string> = {};
   private readyPath = "/readyz";
   private stopTimeoutMs = 90_000;
+  private main = MAIN;
 
   /** A partial configuration (YAML structure, e.g. `{ processing: { deduplication: { ttl: "30s" } } }`), merged. */
   withConfig(partial: ConfigTree): this {
-    this.config = merge(this.config, partial);
+    this.config = mergeConfig(this.config, partial);
     return this;
   }
 
@@ -95,6 +97,12 @@ export class GatewayProcess {
     return this;
   }
 
+  /** Another entry point, e.g. a patched copy from `patchedGateway()`. */
+  withMain(path: string): this {
+    this.main = path;
+    return this;
+  }
+
   /** How long `stop()` waits for a clean exit before SIGKILL. */
   withStopTimeout(ms: number): this {
     this.stopTimeoutMs = ms;
@@ -104,7 +112,7 @@ export class GatewayProcess {
   async start(): Promise<StartedGateway> {
     const dir = scratchDir("gateway");
     const port = await freePort();
-    const config = merge(
+    const config = mergeConfig(
       {
         server: { listenAddress: `127.0.0.1:${port}` },
         dataStorage: { journalDir: join(dir, "audit-journal") },
@@ -119,7 +127,7 @@ export class GatewayProcess {
     const proc = new ManagedProcess({
       name: `gateway-${listen.split(":").pop()}`,
       command: process.execPath,
-      args: ["--import", "tsx", MAIN, "--config", configPath],
+      args: ["--import", "tsx", this.main, "--config", configPath],
       cwd: repoRoot,
       env: this.env,
       ready: () => httpReady(`${url}${this.readyPath}`),
@@ -169,7 +177,7 @@ export class StartedGateway {
    * reload; returns its result. The merged content must differ from the file.
    */
   async updateConfig(partial: ConfigTree): Promise<ReloadOutcome> {
-    this.config = merge(this.config, partial);
+    this.config = mergeConfig(this.config, partial);
     return this.awaitReload(() => this.writeAtomically(stringify(this.config)));
   }
 

@@ -7,6 +7,7 @@ import { freePort } from "../ports.js";
 import { tcpReady } from "../probes.js";
 import { ManagedProcess } from "../supervisor.js";
 import { RedisServer, type StartedRedisServer } from "./redis.js";
+import type { StartedToxiproxy, ToxicProxy } from "./toxiproxy.js";
 
 export interface Address {
   host: string;
@@ -81,6 +82,7 @@ export class RedisSentinelGroup {
   private downAfterMs = 1500;
   // Short, because a sentinel that lost a vote retries only after twice this long.
   private failoverTimeoutMs = 6000;
+  private toxiproxy: StartedToxiproxy | undefined;
 
   withReplicas(count: number): this {
     this.replicas = count;
@@ -119,6 +121,21 @@ export class RedisSentinelGroup {
     return this;
   }
 
+  /**
+   * Puts a proxy `redis-node-<i>` on `toxiproxy` in front of every node, and
+   * every node announces it (replica-announce-ip/port): replicas replicate
+   * from the master's proxy, sentinels monitor and name nodes by their
+   * proxies. A toxic on a node's proxy then hits its replication stream (a
+   * latency downstream of the master's proxy makes replicas lag) and the
+   * sentinels' view of it; the group's own probes and `getServer(node).client()`
+   * go to the node directly. The proxies stay on `toxiproxy` until it stops
+   * (tested with the local ToxiproxyServer).
+   */
+  withReplicationProxy(toxiproxy: StartedToxiproxy): this {
+    this.toxiproxy = toxiproxy;
+    return this;
+  }
+
   private validate(): number {
     const quorum = this.quorum ?? Math.floor(this.sentinels / 2) + 1;
     const checks: [boolean, string][] = [
@@ -148,24 +165,38 @@ export class RedisSentinelGroup {
     return quorum;
   }
 
-  private node(): RedisServer {
+  /** Node `index`: behind its proxy (on a port known before it starts, so the proxy can point at it) if any. */
+  private async node(index: number, proxies: ToxicProxy[]): Promise<RedisServer> {
     const node = new RedisServer()
       // Every node may become master; diskless sync without delay resyncs a rejoining node in milliseconds.
       .withConfig("repl-diskless-sync", "yes")
       .withConfig("repl-diskless-sync-delay", "0");
-    return this.password ? node.withPassword(this.password) : node;
+    if (this.password) node.withPassword(this.password);
+    if (this.toxiproxy) {
+      const port = await freePort();
+      const proxy = await this.toxiproxy.createProxy(`redis-node-${index}`, `${HOST}:${port}`);
+      proxies.push(proxy);
+      node
+        .withPort(port)
+        .withConfig("replica-announce-ip", proxy.getListenHost())
+        .withConfig("replica-announce-port", String(proxy.getListenPort()));
+    }
+    return node;
   }
 
   async start(): Promise<StartedRedisSentinelGroup> {
     const quorum = this.validate();
-    const group = new StartedRedisSentinelGroup(this.masterName, this.password, scratchDir("sentinel"));
+    const proxies: ToxicProxy[] = [];
+    const group = new StartedRedisSentinelGroup(this.masterName, this.password, scratchDir("sentinel"), proxies);
     try {
-      const master = await this.node().start();
-      group.nodes.push(master);
-      const replicaOf = this.node().withConfig("replicaof", HOST, String(master.getPort()));
-      for (let i = 0; i < this.replicas; i++) group.nodes.push(await replicaOf.start());
+      group.nodes.push(await (await this.node(0, proxies)).start());
+      const master = group.getNodes()[0] as Address;
+      for (let i = 1; i <= this.replicas; i++) {
+        const replica = await this.node(i, proxies);
+        group.nodes.push(await replica.withConfig("replicaof", master.host, String(master.port)).start());
+      }
       for (let i = 0; i < this.sentinels; i++) {
-        group.sentinels.push(await this.startSentinel(group.dir, master.getPort(), quorum));
+        group.sentinels.push(await this.startSentinel(group.dir, master, quorum));
       }
       await group.waitUntilWatched(this.replicas, this.sentinels);
       return group;
@@ -175,7 +206,7 @@ export class RedisSentinelGroup {
     }
   }
 
-  private async startSentinel(dir: string, masterPort: number, quorum: number): Promise<Sentinel> {
+  private async startSentinel(dir: string, master: Address, quorum: number): Promise<Sentinel> {
     const port = await freePort();
     const name = this.masterName;
     // Each sentinel rewrites its own file (known replicas, peers, epochs), so each gets its own.
@@ -187,7 +218,7 @@ export class RedisSentinelGroup {
         `bind ${HOST}`,
         "protected-mode no",
         `dir ${dir}`,
-        `sentinel monitor ${name} ${HOST} ${masterPort} ${quorum}`,
+        `sentinel monitor ${name} ${master.host} ${master.port} ${quorum}`,
         // Quoted: the config parser takes "..." with backslash escapes, so any password survives.
         ...(this.password ? [`sentinel auth-pass ${name} ${JSON.stringify(this.password)}`] : []),
         `sentinel down-after-milliseconds ${name} ${this.downAfterMs}`,
@@ -216,6 +247,8 @@ export class StartedRedisSentinelGroup {
     private readonly masterName: string,
     private readonly password: string | undefined,
     readonly dir: string,
+    /** Node proxies in node order (withReplicationProxy), else empty. */
+    private readonly proxies: ToxicProxy[],
   ) {}
 
   getMasterName(): string {
@@ -231,9 +264,39 @@ export class StartedRedisSentinelGroup {
     return this.getSentinels().map(show).join(",");
   }
 
-  /** Every redis-server node, running or not. */
+  /**
+   * Every redis-server node, running or not, in node order, by the address
+   * the sentinels name it: its proxy with withReplicationProxy(). Every verb
+   * taking an Address accepts either address of a node.
+   */
   getNodes(): Address[] {
-    return this.nodes.map((n) => ({ host: HOST, port: n.getPort() }));
+    return this.nodes.map((n, i) => {
+      const proxy = this.proxies[i];
+      return proxy ? { host: proxy.getListenHost(), port: proxy.getListenPort() } : { host: HOST, port: n.getPort() };
+    });
+  }
+
+  /** The node proxies in node order (`redis-node-<i>`); only with withReplicationProxy(). */
+  getNodeProxies(): ToxicProxy[] {
+    if (this.proxies.length === 0) {
+      throw new Error("getNodeProxies(): the group was started without withReplicationProxy()");
+    }
+    return [...this.proxies];
+  }
+
+  /** The proxy in front of one node; only with withReplicationProxy(). */
+  getNodeProxy(node: Address): ToxicProxy {
+    return this.getNodeProxies()[this.indexOf(node)] as ToxicProxy;
+  }
+
+  /** The proxy in front of the current master (downstream of it runs the replication stream). */
+  async getMasterProxy(): Promise<ToxicProxy> {
+    return this.getNodeProxy(await this.getMaster());
+  }
+
+  /** The redis-server of a node: its `client()` connects directly, past any proxy. */
+  getServer(node: Address): StartedRedisServer {
+    return this.nodes[this.indexOf(node)] as StartedRedisServer;
   }
 
   getPassword(): string | undefined {
@@ -265,15 +328,35 @@ export class StartedRedisSentinelGroup {
     });
   }
 
-  /** `INFO replication` of one node as a record (role, master_port, master_link_status, ...). */
+  /**
+   * `INFO replication` of one node (asked directly) as a record (role,
+   * master_port, master_link_status, ...); ports in it are the announced ones.
+   */
   async getReplicationInfo(node: Address): Promise<Record<string, string>> {
-    return parseInfo(String(await ask(node, this.password, "INFO", "replication")));
+    const direct = { host: HOST, port: this.getServer(node).getPort() };
+    return parseInfo(String(await ask(direct, this.password, "INFO", "replication")));
+  }
+
+  /**
+   * How many bytes of the replication stream each running replica has not
+   * processed yet: the master's offset, then each replica's, read directly.
+   */
+  async getReplicaLag(): Promise<{ replica: Address; bytes: number }[]> {
+    const master = await this.getMaster();
+    const masterOffset = Number((await this.getReplicationInfo(master)).master_repl_offset);
+    const replicas = this.runningReplicas(master);
+    return Promise.all(
+      replicas.map(async (replica) => {
+        const offset = Number((await this.getReplicationInfo(replica)).slave_repl_offset);
+        return { replica, bytes: Math.max(0, masterOffset - offset) };
+      }),
+    );
   }
 
   /** SIGKILLs the current master and returns its address. */
   async killMaster(): Promise<Address> {
     const master = await this.getMaster();
-    await this.server(master).kill();
+    await this.getServer(master).kill();
     return master;
   }
 
@@ -282,7 +365,7 @@ export class StartedRedisSentinelGroup {
    * and waits until the sentinels have made it a replica of the current master.
    */
   async restart(node: Address, { timeoutMs = 60_000 } = {}): Promise<void> {
-    const server = this.server(node);
+    const server = this.getServer(node);
     if (server.process.running) {
       throw new Error(`restart(${show(node)}): the node is running; restart brings back a killed node`);
     }
@@ -334,9 +417,7 @@ export class StartedRedisSentinelGroup {
         const masterInfo = await this.getReplicationInfo(master);
         if (masterInfo.role !== "master") throw new Error(`${show(master)} reports role ${masterInfo.role}`);
         const masterOffset = Number(masterInfo.master_repl_offset);
-        const replicas = this.nodes
-          .filter((n) => n.process.running && n.getPort() !== master.port)
-          .map((n) => ({ host: HOST, port: n.getPort() }));
+        const replicas = this.runningReplicas(master);
         for (const replica of replicas) {
           const info = await this.getReplicationInfo(replica);
           const synced =
@@ -403,9 +484,18 @@ export class StartedRedisSentinelGroup {
     );
   }
 
-  private server(node: Address): StartedRedisServer {
-    const server = this.nodes.find((n) => n.getPort() === node.port);
-    if (!server) throw new Error(`${show(node)} is not a node of this group (${this.getNodes().map(show).join(", ")})`);
-    return server;
+  /** Running nodes other than `master`, by their announced addresses. */
+  private runningReplicas(master: Address): Address[] {
+    const masterAt = this.indexOf(master);
+    return this.getNodes().filter((_, i) => i !== masterAt && this.nodes[i]?.process.running);
+  }
+
+  /** Index of a node given either of its addresses (direct or proxied). */
+  private indexOf(node: Address): number {
+    const at = this.nodes.findIndex(
+      (n, i) => n.getPort() === node.port || this.proxies[i]?.getListenPort() === node.port,
+    );
+    if (at < 0) throw new Error(`${show(node)} is not a node of this group (${this.getNodes().map(show).join(", ")})`);
+    return at;
   }
 }

@@ -143,6 +143,20 @@ export class ToxicProxy {
     return this.setEnabled(true);
   }
 
+  /**
+   * Closes every open connection (disable, then enable at once), so clients
+   * reconnect through the toxics now in place, and leaves the proxy enabled.
+   * Toxiproxy 2.12 also puts a toxic added later into open connections
+   * (toxiproxy.test.ts measures both); this is for faults that must meet a
+   * reconnect: ioredis asking Sentinel again, a TLS handshake, a pool
+   * refilling, a fresh toxicity draw per connection. New connections are
+   * refused for the few milliseconds in between.
+   */
+  async dropConnections(): Promise<void> {
+    await this.disable();
+    await this.enable();
+  }
+
   private async setEnabled(enabled: boolean): Promise<void> {
     const { listen, upstream } = this.proxy;
     this.proxy = await explain(`${enabled ? "enabling" : "disabling"} proxy "${this.proxy.name}"`, () =>

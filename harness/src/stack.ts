@@ -85,6 +85,7 @@ export class LocalStack {
   private namespaces: Record<string, Record<string, string>> = {};
   private toxiproxy = false;
   private gatewayMain: string | undefined;
+  private gatewayCgroups: string[] = [];
 
   /** Redis as a Sentinel group (master, 2 replicas, 3 sentinels) instead of one server. */
   withSentinel(): this {
@@ -119,6 +120,12 @@ export class LocalStack {
   /** Runs another gateway entry point, e.g. a patched copy from `patchedGateway()` (GatewayProcess.withMain). */
   withGatewayMain(path: string): this {
     this.gatewayMain = path;
+    return this;
+  }
+
+  /** Start the gateway inside these cgroup directories (GatewayProcess.withCgroups). */
+  withGatewayCgroups(paths: string[]): this {
+    this.gatewayCgroups = paths;
     return this;
   }
 
@@ -165,6 +172,7 @@ export class LocalStack {
         // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
         process.withConfig(this.gatewayConfig);
         if (this.gatewayMain) process.withMain(this.gatewayMain);
+        if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
         gateway = track(await process.start());
         if (deps) {
           const ingress = await deps.toxiproxy.createProxy("ingress", new URL(gateway.getUrl()).host);

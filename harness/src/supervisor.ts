@@ -113,8 +113,13 @@ function hookSignals(): void {
   process.on("exit", () => {
     for (const pid of live.keys()) killGroup(pid, "SIGKILL");
   });
+  // A listener stays for repeats: `npx tsx` forwards a second SIGINT a few ms after the first,
+  // which would otherwise kill the process halfway through its cleanup.
+  let stopping = false;
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
       void runCleanups()
         .then(stopAll)
         .finally(() => process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1)));

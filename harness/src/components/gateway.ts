@@ -79,6 +79,7 @@ export class GatewayProcess {
   private readyPath = "/readyz";
   private stopTimeoutMs = 90_000;
   private main = MAIN;
+  private cgroups: string[] = [];
 
   /** A partial configuration (YAML structure, e.g. `{ processing: { deduplication: { ttl: "30s" } } }`), merged. */
   withConfig(partial: ConfigTree): this {
@@ -94,6 +95,15 @@ export class GatewayProcess {
   /** Wait for another path at start, e.g. "/healthz" when the dependencies are down on purpose. */
   withStartupProbe(path: string): this {
     this.readyPath = path;
+    return this;
+  }
+
+  /**
+   * Starts the process inside these cgroup directories. cgroup v1 charges memory only from the
+   * moment a process joins, so a memory limit must hold the gateway from its first allocation.
+   */
+  withCgroups(paths: string[]): this {
+    this.cgroups = paths;
     return this;
   }
 
@@ -124,12 +134,17 @@ export class GatewayProcess {
     const url = `http://${listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:")}`;
     const configPath = join(dir, "gateway.yaml");
     writeFileSync(configPath, stringify(config));
+    const node = [process.execPath, "--import", "tsx", this.main, "--config", configPath];
+    // The shell joins the cgroups, then becomes the gateway (same pid, same process group).
+    const joinCgroups =
+      'IFS=:; for g in $GATEWAY_CGROUPS; do echo $$ > "$g/cgroup.procs" || exit 97; done; unset IFS; exec "$@"';
+    const [command, ...args] = this.cgroups.length ? ["/bin/sh", "-c", joinCgroups, "gateway", ...node] : node;
     const proc = new ManagedProcess({
       name: `gateway-${listen.split(":").pop()}`,
-      command: process.execPath,
-      args: ["--import", "tsx", this.main, "--config", configPath],
+      command: command as string,
+      args,
       cwd: repoRoot,
-      env: this.env,
+      env: { ...this.env, ...(this.cgroups.length && { GATEWAY_CGROUPS: this.cgroups.join(":") }) },
       ready: () => httpReady(`${url}${this.readyPath}`),
       readyTimeoutMs: 60_000,
       stopTimeoutMs: this.stopTimeoutMs,

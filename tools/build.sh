@@ -9,7 +9,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 src="$root/tools/$name"
 out="$root/.tools/bin"
 [ -f "$src/go.mod" ] || { echo "tools/build.sh: no tool '$name' (expected $src/go.mod)" >&2; exit 2; }
-stamp="$(cat "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)"
+# A tool of the project's own (tools/chaos-mesh-validate) also has its main.go in the stamp.
+shopt -s nullglob
+sources=("$src"/*.go)
+stamp="$(cat "$src/go.mod" "$src/go.sum" "${sources[@]}" | sha256sum | cut -c1-16)"
 if [ -x "$out/$name" ] && [ "$(cat "$out/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi

@@ -145,14 +145,24 @@ export class RemediationRequestIndex {
   }
 
   private async run(): Promise<void> {
-    for (let failures = 0; !this.stop.signal.aborted; ) {
+    for (let failures = 0, expired = false; !this.stop.signal.aborted; ) {
       try {
         if (!this.resourceVersion) await this.relist();
         if (!this.overflowed) await this.watch();
         failures = 0;
+        expired = false;
       } catch (err) {
         this.setWatching(false);
         if (this.stop.signal.aborted) return;
+        // 410 is the server asking for a relist (e.g. a restarted API server whose watch cache
+        // starts after our resourceVersion), not a failure: relist at once, as client-go's
+        // reflector does; only a second one in a row backs off.
+        if (err instanceof KubeApiError && err.status === 410 && !expired) {
+          expired = true;
+          this.resourceVersion = "";
+          continue;
+        }
+        expired = false;
         failures++;
         this.log.warn(
           { err: (err as Error).message, failures },

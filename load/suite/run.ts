@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseFlags, UsageError } from "../../harness/src/cli-flags.js";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
 import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
 import { repoRoot } from "../../harness/src/paths.js";
@@ -82,29 +83,21 @@ const SCENARIOS: Record<string, Scenario> = {
 
 const USAGE = `usage: run.ts <${Object.keys(SCENARIOS).join("|")}> [--duration 2m] [--rate N] [--target http://host:port] [--seed N] [--mode ci|24h]`;
 
-class UsageError extends Error {}
-
 function parseArgs(argv: string[]): { name: string; scenario: Scenario; opts: Options } {
   const [name, ...rest] = argv;
   const scenario = name ? SCENARIOS[name] : undefined;
   if (!name || !scenario) throw new UsageError(`unknown scenario '${name ?? ""}'`);
   const opts: Options = {};
-  const checks: Record<string, [keyof Options, RegExp, string]> = {
-    "--duration": ["duration", /^\d+(ms|s|m|h)$/, "a duration like 30s, 2m or 1h"],
-    "--rate": ["rate", /^[1-9]\d{0,5}$/, "a positive whole number of alerts per second"],
-    "--target": ["target", /^https?:\/\/[^\s/]+(\/.*)?$/, "a URL like http://127.0.0.1:8080"],
-    "--seed": ["seed", /^\d{1,9}$/, "a non-negative whole number"],
-    "--mode": ["mode", /^(ci|24h)$/, "ci or 24h"],
+  const set = (key: keyof Options) => (value: string) => {
+    opts[key] = value;
   };
-  for (let i = 0; i < rest.length; i++) {
-    const flag = rest[i] as string;
-    const spec = checks[flag];
-    if (!spec) throw new UsageError(`unknown flag '${flag}'`);
-    const value = rest[++i];
-    if (value === undefined || value === "") throw new UsageError(`${flag}: missing value`);
-    if (!spec[1].test(value)) throw new UsageError(`${flag}: must be ${spec[2]} (got: ${value})`);
-    opts[spec[0]] = value;
-  }
+  parseFlags(rest, {
+    "--duration": [/^\d+(ms|s|m|h)$/, "a duration like 30s, 2m or 1h", set("duration")],
+    "--rate": [/^[1-9]\d{0,5}$/, "a positive whole number of alerts per second", set("rate")],
+    "--target": [/^https?:\/\/[^\s/]+(\/.*)?$/, "a URL like http://127.0.0.1:8080", set("target")],
+    "--seed": [/^\d{1,9}$/, "a non-negative whole number", set("seed")],
+    "--mode": [/^(ci|24h)$/, "ci or 24h", set("mode")],
+  });
   return { name, scenario, opts };
 }
 

@@ -419,14 +419,23 @@ export class StartedRedisSentinelGroup {
         const masterOffset = Number(masterInfo.master_repl_offset);
         const replicas = this.runningReplicas(master);
         for (const replica of replicas) {
-          const info = await this.getReplicationInfo(replica);
-          const synced =
-            info.role === "slave" &&
-            info.master_port === String(master.port) &&
-            info.master_link_status === "up" &&
-            info.master_sync_in_progress === "0" &&
-            Number(info.slave_repl_offset) >= masterOffset;
-          if (!synced) throw new Error(`${show(replica)} not in sync with ${show(master)}: ${JSON.stringify(info)}`);
+          // Under write load a lagging replica is never level with the master's latest offset:
+          // in sync means it reaches the offset the master had when asked, within a moment.
+          await eventually(
+            async () => {
+              const info = await this.getReplicationInfo(replica);
+              const synced =
+                info.role === "slave" &&
+                info.master_port === String(master.port) &&
+                info.master_link_status === "up" &&
+                info.master_sync_in_progress === "0" &&
+                Number(info.slave_repl_offset) >= masterOffset;
+              if (!synced)
+                throw new Error(`${show(replica)} not in sync with ${show(master)}: ${JSON.stringify(info)}`);
+              return true;
+            },
+            { what: `${show(replica)} to reach offset ${masterOffset}`, timeoutMs: 2_000, intervalMs: 20 },
+          );
         }
         for (const sentinel of this.getSentinels()) {
           const known = ((await ask(sentinel, undefined, "SENTINEL", "REPLICAS", this.masterName)) as unknown[]).map(

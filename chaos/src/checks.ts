@@ -82,9 +82,12 @@ async function auditDropsCounted(
     const storms = (await remediationRequests(run.stack.kube)).filter((rr) => rr.spec.isStorm).length;
     const made = 2 * signals + storms;
     const rows = (await run.stack.dataStorage.stats()).total;
-    const dropped = await gatewayCounter(run, "sum(gateway_audit_events_dropped_total)");
-    const delivered = await gatewayCounter(run, "sum(gateway_audit_events_delivered_total)");
-    const byReason = await run.stack.prometheus.query("sum by (reason) (gateway_audit_events_dropped_total)");
+    // The last value scraped, also when the gateway has died since (its series are stale then).
+    const dropped = await gatewayCounter(run, "sum(max_over_time(gateway_audit_events_dropped_total[15m]))");
+    const delivered = await gatewayCounter(run, "sum(max_over_time(gateway_audit_events_delivered_total[15m]))");
+    const byReason = await run.stack.prometheus.query(
+      "sum by (reason) (max_over_time(gateway_audit_events_dropped_total[15m]))",
+    );
     figures["audit events dropped, by reason"] =
       byReason.map((s) => `${s.metric.reason}: ${s.value}`).join(", ") || "none";
     figures["audit rows in Data Storage"] = rows;
@@ -321,6 +324,7 @@ export async function evaluateInvariants(
       }
       case "oom-killed": {
         const kills = run.oomKills;
+        figures["OOM kills in the gateway's memory cgroup"] = kills;
         const killed = kills > 0 || run.gatewayExit?.signal === "SIGKILL";
         checks.push({
           name: spec.expected ? "the gateway was OOM-killed" : "the gateway was not OOM-killed",

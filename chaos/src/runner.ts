@@ -198,6 +198,21 @@ async function recoveredAt(load: BackgroundLoad, since: number, alive: () => boo
   }
 }
 
+/** The gateway's last fatal log line (pino level 60) as "msg: error", e.g. why it exited. */
+function fatalLine(log: string): string | undefined {
+  for (const line of log.split("\n").reverse()) {
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } | string };
+      if (entry.level !== 60) continue;
+      const err = typeof entry.err === "string" ? entry.err : entry.err?.message;
+      return err ? `${entry.msg}: ${err}` : entry.msg;
+    } catch {
+      // not a log entry (e.g. a stack trace line)
+    }
+  }
+  return undefined;
+}
+
 function fail(result: ExperimentResult, reason: string): void {
   result.verdict = "Fail";
   if (!result.reason) result.reason = reason;
@@ -426,6 +441,14 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     };
     result.timeline = timeline(load.answers.filter((a) => a.kind === "valid"));
     oomKilled();
+    // So does any other death of the gateway: say how it went, in its own last words.
+    if (gatewayExit) {
+      const last = stack.gateway ? fatalLine(stack.gateway.process.logTail(200)) : undefined;
+      fail(
+        result,
+        `the gateway died during the run (exit code ${gatewayExit.code}, signal ${gatewayExit.signal})${last ? `: ${last}` : ""}`,
+      );
+    }
     for (const p of result.probes.filter((v) => v.verdict === "Failed"))
       fail(result, `probe ${p.name} (${p.phase}) failed: ${p.message}`);
     for (const c of checks.filter((c) => !c.ok))

@@ -116,10 +116,7 @@ const AUDIT_ACCOUNTING =
   "audit events made (2 per signal answered 2xx + 1 per storm request) = rows in Data Storage + dropped (counted)";
 
 describe("resources/disk-full", () => {
-  // Gateway defect this experiment found: with the journal's disk full the gateway exits with an
-  // unhandled ENOSPC rejection (a journal write outside the guarded spill path). Skipped here,
-  // `./taskw chaos:resources` fails on it until the gateway is fixed.
-  it.skip("holds: with the journal's disk full and Data Storage down, signals flow and every audit event is accounted for (skipped: gateway defect, crash on ENOSPC)", async () => {
+  it("holds: with the journal's disk full and Data Storage down, signals flow and every audit event is accounted for", async () => {
     const result = await runExperiment(diskFull(ci), { progress });
     expect(result.reason).toBe("");
     expect(result.verdict).toBe("Pass");

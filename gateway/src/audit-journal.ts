@@ -1,14 +1,35 @@
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { AuditEvent } from "./audit-events.js";
 
 const SEGMENT_BYTES = 1 << 20;
+/** Appended per write: on a full disk, whatever fit before the failing write is kept. */
+const CHUNK_BYTES = 16 << 10;
 /** Segment numbers start high so a batch can be put in front of the oldest one (see prepend). */
 const FIRST_SEGMENT = 1_000_000_000_000;
 const SEGMENT = /^seg-(\d{16})\.jsonl$/;
 const CURSOR_FILE = "cursor.json";
 
 const segmentName = (seq: number) => `seg-${String(seq).padStart(16, "0")}.jsonl`;
+
+/** A write failed (disk full): `written` events before it are in the journal, none after. */
+export class JournalWriteError extends Error {
+  constructor(
+    readonly written: number,
+    cause: Error,
+  ) {
+    super(`audit journal write failed after ${written} event(s): ${cause.message}`);
+  }
+}
 
 /**
  * The bounded on-disk spill of the audit buffer: append-only JSON-lines
@@ -57,18 +78,38 @@ export class AuditJournal {
 
   /**
    * Appends in order while the journal stays within `maxBytes`; returns how
-   * many events were written (the rest did not fit). Write errors (disk full) throw.
+   * many events were written (the rest did not fit). A failed write (disk
+   * full) is cut back to the last whole chunk and throws JournalWriteError,
+   * which says how many events made it: those are delivered later, so only
+   * the rest may be counted as dropped.
    */
   append(events: AuditEvent[], maxBytes: number): number {
     let budget = maxBytes - this.bytes();
     let written = 0;
+    let flushed = 0;
     let chunk = "";
     let chunkBytes = 0;
     let seq = this.segments.at(-1);
     const flush = () => {
       if (chunk === "" || seq === undefined) return;
-      appendFileSync(join(this.dir, segmentName(seq)), chunk);
-      this.sizes.set(seq, (this.sizes.get(seq) ?? 0) + chunkBytes);
+      const file = join(this.dir, segmentName(seq));
+      const size = this.sizes.get(seq) ?? 0;
+      try {
+        appendFileSync(file, chunk);
+      } catch (err) {
+        // A partial append would leave events on disk that the caller counts as dropped.
+        try {
+          if (size > 0) truncateSync(file, size);
+          else {
+            rmSync(file, { force: true });
+            this.segments.pop();
+            this.sizes.delete(seq);
+          }
+        } catch {}
+        throw new JournalWriteError(flushed, err as Error);
+      }
+      this.sizes.set(seq, size + chunkBytes);
+      flushed = written;
       chunk = "";
       chunkBytes = 0;
     };
@@ -89,6 +130,7 @@ export class AuditJournal {
       chunkBytes += size;
       budget -= size;
       written++;
+      if (chunkBytes >= CHUNK_BYTES) flush();
     }
     flush();
     return written;
@@ -119,7 +161,11 @@ export class AuditJournal {
     return [];
   }
 
-  /** The first `count` peeked events were delivered (or dropped for good). */
+  /**
+   * The first `count` peeked events were delivered (or dropped for good).
+   * Throws when the cursor cannot be saved (disk full): the journal moved on
+   * in memory; a restart before the next save would resend those events.
+   */
   ack(count: number): void {
     const head = this.head;
     if (!head) return;

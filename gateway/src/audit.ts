@@ -1,6 +1,6 @@
 import { request } from "undici";
 import type { AuditEvent } from "./audit-events.js";
-import { AuditJournal } from "./audit-journal.js";
+import { AuditJournal, JournalWriteError } from "./audit-journal.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { backoffDelay } from "./retry.js";
@@ -119,8 +119,19 @@ export class AuditTrail {
       failures = 0;
       if (result === "rejected") this.metrics.auditEventsDropped.inc({ reason: "rejected" }, batch.length);
       else this.metrics.auditEventsDelivered.inc(batch.length);
-      if (fromJournal) this.journal.ack(batch.length);
+      if (fromJournal) this.ackJournal(batch.length);
       this.updateGauges();
+    }
+  }
+
+  private ackJournal(count: number): void {
+    try {
+      this.journal.ack(count);
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        "audit journal cursor not saved; a restart before the next save resends delivered events",
+      );
     }
   }
 
@@ -187,6 +198,7 @@ export class AuditTrail {
       try {
         written = this.journal.append(events, this.config().dataStorage.journalMaxBytes);
       } catch (err) {
+        if (err instanceof JournalWriteError) written = err.written;
         reason = "journal_write_failed";
         this.log.error({ err: (err as Error).message }, "audit journal write failed");
       }

@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Tmpfs } from "../../../harness/src/host/tmpfs.js";
 import type { AuditEvent } from "../../src/audit-events.js";
-import { AuditJournal } from "../../src/audit-journal.js";
+import { AuditJournal, JournalWriteError } from "../../src/audit-journal.js";
 import { defaultConfig } from "../../src/config.js";
 import { KubeApiError, KubeClient } from "../../src/kube.js";
 import {
@@ -183,6 +184,42 @@ describe("audit journal (real files)", () => {
       ),
     ).toBe(2);
     expect(journal.bytes()).toBeLessThanOrEqual(5_000);
+  });
+
+  // Root only (a real tmpfs), like the chaos experiment that found the crash this guards against.
+  it("on a full disk says exactly how many events it kept, and delivery goes on", async () => {
+    const disk = await Tmpfs.mount({ sizeBytes: 64 * 1024 });
+    try {
+      const journal = new AuditJournal(disk.path);
+      journal.open();
+      let kept = 0;
+      try {
+        journal.append(
+          Array.from({ length: 100 }, (_, i) => event(i)),
+          1 << 20,
+        );
+        expect.unreachable("a 64 KiB disk cannot take 200 KB of events");
+      } catch (err) {
+        expect(err).toBeInstanceOf(JournalWriteError);
+        kept = (err as JournalWriteError).written;
+      }
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(100);
+      // Every event it kept can be read back, no more; the cursor may not fit on the full disk.
+      const replayed: number[] = [];
+      while (!journal.isEmpty()) {
+        const batch = journal.peek(7);
+        replayed.push(...(ids(batch) as number[]));
+        try {
+          journal.ack(batch.length);
+        } catch (err) {
+          expect((err as NodeJS.ErrnoException).code).toBe("ENOSPC");
+        }
+      }
+      expect(replayed).toEqual(Array.from({ length: kept }, (_, i) => i));
+    } finally {
+      await disk.unmount();
+    }
   });
 });
 

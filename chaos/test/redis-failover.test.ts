@@ -7,11 +7,11 @@ const progress = (line: string) => process.stdout.write(`${new Date().toISOStrin
 const failed = (r: Awaited<ReturnType<typeof runExperiment>>) => r.invariants.filter((c) => !c.ok).map((c) => c.name);
 
 describe("infra/redis-failover", () => {
-  // Known gateway defect this experiment found: a creation whose Redis record failed during the
-  // failover leaves its claim for the whole lease, so that fingerprint is answered 503 for ~95 s
-  // and the answers are not all 2xx again within the limit. `./taskw chaos:redis-failover` fails
-  // on it until the gateway is fixed.
-  it.skip("holds: each kill's unavailability window measured, no accepted signal lost, no duplicate request (skipped: gateway defect, stranded creation claims after a failover)", async () => {
+  // Gateway defect this experiment still finds (chaos/README.md): at 1000/s an acknowledged
+  // occurrence can go uncounted across a failover (D2 short by 1-2 of ~60 000-88 000), and one
+  // kill in three runs kept answering 503 for 50 s after Redis was back. `./taskw
+  // chaos:redis-failover` fails on it until the gateway is fixed.
+  it.skip("holds: each kill's unavailability window measured, no accepted signal lost, no duplicate request (skipped: gateway defect, D2 short by 1-2 after failovers)", async () => {
     const result = await runExperiment(redisFailover({ mode: "ci", seed: 1 }), { progress });
     expect(result.reason).toBe("");
     expect(result.verdict).toBe("Pass");

@@ -39,7 +39,12 @@ export const windowKey = (id: string) => `${STORM_WINDOW_PREFIX}${id}`;
  * is retried with the same token and does not count again (D2 exactly).
  */
 
-/** Lua helpers: the `tokens` field holds the last RECENT_TOKENS tokens counted, space-delimited. */
+/**
+ * Lua helpers: the `tokens` field holds the tokens counted last, space-delimited, in at most
+ * TOKENS_CHARS characters (about 60 tokens): enough that a sighting taken back after Redis
+ * was away (its answer lost) is still found on a busy fingerprint.
+ */
+const TOKENS_CHARS = 1_000;
 const TOKENS = `
 local function seen(key, token)
   local recent = redis.call('HGET', key, 'tokens') or ''
@@ -47,7 +52,7 @@ local function seen(key, token)
 end
 local function remember(key, token)
   local recent = ' ' .. token .. (redis.call('HGET', key, 'tokens') or ' ')
-  redis.call('HSET', key, 'tokens', string.sub(recent, 1, 200))
+  redis.call('HSET', key, 'tokens', string.sub(recent, 1, ${TOKENS_CHARS}))
 end
 `;
 
@@ -63,6 +68,8 @@ end
  *             the fingerprint and in the window; the reply carries the window's
  *             {ref, count, firstSeen, lastSeen} and its id (storm-lost: the window expired);
  *   pending - another caller is creating it; NOT counted (the caller asks again).
+ * A claimed reply carries, 6th, the creation tokens (space-separated) of earlier
+ * claimers whose creation had no known outcome (`orphan`, set by RELEASE), or ''.
  * Counted sightings remember their token, so a retried call is not counted twice.
  */
 export const SIGHT = new LuaScript(`${TOKENS}
@@ -105,9 +112,14 @@ if ref ~= '' then
   redis.call('PEXPIRE', key, ttl)
   return reply('known')
 end
+local function claimed()
+  local r = reply('claimed')
+  r[6] = redis.call('HGET', key, 'orphan') or ''
+  return r
+end
 local claim = redis.call('HGET', key, 'claim') or ''
 if claim == token then
-  return reply('claimed')
+  return claimed()
 end
 local claimedAt = tonumber(redis.call('HGET', key, 'claimedAt') or '0')
 if claim ~= '' and claimedAt + lease > nowMs then
@@ -116,7 +128,7 @@ end
 count()
 redis.call('HSET', key, 'claim', token, 'claimedAt', nowMs)
 redis.call('PEXPIRE', key, math.max(ttl, lease))
-return reply('claimed')
+return claimed()
 `);
 
 /**
@@ -138,40 +150,59 @@ if current == '' then
   redis.call('HSET', key, 'remediationRequestRef', ARGV[1])
   current = ARGV[1]
 end
-redis.call('HSET', key, 'claim', '')
+redis.call('HSET', key, 'claim', '', 'orphan', '')
 redis.call('PEXPIRE', key, tonumber(ARGV[4]))
 local f = redis.call('HMGET', key, 'count', 'firstSeen', 'lastSeen')
 return {current, f[1], f[2], f[3]}
 `);
 
 /**
- * Takes back the creator's sighting when its creation failed (it is answered
- * with an error), so the count stays exact, and ends its claim so a waiting
- * caller can take over. Idempotent: only a token still remembered as counted
- * is taken back. KEYS[1] hash. ARGV: token.
+ * Takes back a sighting: the creator's when its creation failed (it is answered
+ * with an error), or one whose answer was lost and that was counted via the
+ * Kubernetes API instead, so the count stays exact; ends its claim so a
+ * waiting caller can take over. A creator that got no answer from the API
+ * server adds its creation token (ARGV[2], may be empty) to `orphan`: its
+ * request may exist, and the next claimer that finds it finishes the creation.
+ * Idempotent: only a token still remembered as counted is taken back.
+ * KEYS[1] hash. ARGV: token, orphan.
  * Returns {count, ref}, or nil when there was nothing to take back.
  */
 export const RELEASE = new LuaScript(`${TOKENS}
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return nil end
-local token = ARGV[1]
-if redis.call('HGET', key, 'claim') == token then redis.call('HSET', key, 'claim', '') end
+local token, orphan = ARGV[1], ARGV[2] or ''
+if redis.call('HGET', key, 'claim') == token then
+  redis.call('HSET', key, 'claim', '')
+  if orphan ~= '' then
+    -- The last few: each creator that gave up may be the one whose request landed.
+    local earlier = redis.call('HGET', key, 'orphan') or ''
+    redis.call('HSET', key, 'orphan', string.sub(orphan .. ' ' .. earlier, 1, 200))
+  end
+end
 if not seen(key, token) then return nil end
 local recent = redis.call('HGET', key, 'tokens')
 local at = string.find(recent, ' ' .. token .. ' ', 1, true)
 redis.call('HSET', key, 'tokens', string.sub(recent, 1, at) .. string.sub(recent, at + string.len(token) + 2))
 local c = redis.call('HINCRBY', key, 'count', -1)
 local ref = redis.call('HGET', key, 'remediationRequestRef') or ''
-if c <= 0 and ref == '' then redis.call('DEL', key) end
+-- An orphan mark outlives the count: the next claimer needs it.
+if c <= 0 and ref == '' and orphan == '' then redis.call('DEL', key) end
+-- A storm member's sighting was counted in its window too.
+local window = '${STORM_WINDOW_PREFIX}' .. string.sub(ref, 7)
+if string.sub(ref, 1, 6) == 'storm:' and redis.call('EXISTS', window) == 1 then
+  redis.call('HINCRBY', window, 'count', -1)
+end
 return {c, ref}
 `);
 
 /**
  * Adds occurrences counted while Redis was unreachable (they went straight to
- * the RemediationRequest's status) to the hash, if it still points at that request.
- * KEYS[1] hash. ARGV: ref, delta.
+ * the RemediationRequest's status) to the hash, if it still points at that request;
+ * once per id (a retry after a lost answer adds nothing). KEYS[1] hash. ARGV: ref, delta, id.
  */
-export const ADD_COUNT = new LuaScript(`
+export const ADD_COUNT = new LuaScript(`${TOKENS}
 if redis.call('HGET', KEYS[1], 'remediationRequestRef') ~= ARGV[1] then return 0 end
+if seen(KEYS[1], ARGV[3]) then return 0 end
+remember(KEYS[1], ARGV[3])
 return redis.call('HINCRBY', KEYS[1], 'count', tonumber(ARGV[2]))
 `);

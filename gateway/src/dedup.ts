@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
 import { dedupKey, RECORD, RELEASE, SIGHT, windowKey } from "./dedup-scripts.js";
 import { type KubeClient, oldestActive } from "./kube.js";
 import type { Log } from "./log.js";
@@ -25,12 +26,17 @@ export interface Claim {
   firstSeenAt: string;
   /** Degraded mode: what the Kubernetes lookup already found (all phases). */
   known?: RemediationRequestObject[];
+  /** Creation tokens of earlier claimers whose creation had no known outcome: their request may exist. */
+  orphans: string[];
   /** Records the request; `adopted` requests add their existing count. */
   commit(rr: RemediationRequestObject, adopted: boolean): Promise<Occurrences>;
   /** The signal went into storm window `windowId` instead; `recorded`: the storm check already noted it in Redis. */
   foldIntoStorm(windowId: string, recorded: boolean): Promise<void>;
-  /** Creation failed: this sighting is not counted and another caller may claim. */
-  release(): Promise<void>;
+  /**
+   * Creation failed: this sighting is not counted and another caller may claim.
+   * `orphan`: the token of a creation with no known outcome, for the next claimer.
+   */
+  release(orphan?: string): Promise<void>;
 }
 
 export type Sighting =
@@ -47,11 +53,15 @@ const POLL_MAX_MS = 500;
 /** How long a degraded-mode lookup result is reused: bounds API reads per duplicate. */
 const DEGRADED_CACHE_MS = 2_000;
 
+/** RECORD's ARGV: ref, base count, firstSeen, ttlMs. */
+type RecordArgs = [string, number, string, number];
+
 interface SightReply {
   state: "claimed" | "known" | "pending" | "storm" | "storm-lost";
   ref: string;
   occurrences: Occurrences;
   windowId: string;
+  orphan: string;
 }
 
 function toOccurrences(count: unknown, firstSeen: unknown, lastSeen: unknown): Occurrences {
@@ -95,6 +105,15 @@ export class Deduplicator {
   private readonly degradedCache = new Map<string, { rr: RemediationRequestObject; until: number }>();
   /** Creations this process is running, by fingerprint: settle when the claim does. */
   private readonly creating = new Map<string, Promise<void>>();
+  /**
+   * Redis writes that could not be made or whose outcome is unknown (Redis went
+   * away mid-call), by what they settle: redone by `repair` before Redis counts
+   * as available again, so no claim is left stranded for its whole lease and no
+   * sighting counted via the Kubernetes API stays counted in Redis too.
+   */
+  private readonly repairs = new Map<string, (redis: Redis) => Promise<unknown>>();
+  /** Degraded mode: creations with no known outcome, by fingerprint (Claim.orphans). */
+  private readonly orphans = new Map<string, string[]>();
   private readonly tokenPrefix = randomUUID().slice(0, 8);
   private tokens = 0;
 
@@ -109,13 +128,48 @@ export class Deduplicator {
   /** `namespace` is where the request lives or would be created (placement). */
   async sight(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
     if (this.redis.available()) {
+      // Unique per sighting and without spaces (the scripts keep recent tokens space-delimited).
+      const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
       try {
-        return await this.sightInRedis(signal, cfg);
+        return await this.sightInRedis(signal, cfg, token);
       } catch (err) {
         if (!(err instanceof RedisUnavailableError)) throw err;
+        // Its check-and-claim may have run with the answer lost; the Kubernetes API counts it now.
+        this.releaseLater(signal.fingerprint, token);
       }
     }
     return this.sightInKubernetes(signal, namespace);
+  }
+
+  /** Redoes the Redis writes that Redis missed while it was away (a recovery hook: Redis is not yet "available"). */
+  async repair(): Promise<void> {
+    const due = [...this.repairs];
+    await this.redis.replay(async (r) => {
+      for (const [, write] of due) await write(r);
+    });
+    // Done and confirmed; one set again meanwhile (a newer record) stays.
+    for (const [key, write] of due) if (this.repairs.get(key) === write) this.repairs.delete(key);
+  }
+
+  /** Takes the sighting's count and claim back once Redis answers again. */
+  private releaseLater(fingerprint: string, token: string, orphan = ""): void {
+    this.repairs.set(`release ${token}`, (r) => this.runRelease(r, fingerprint, token, orphan));
+  }
+
+  /** RELEASE; if a request is recorded meanwhile (another replica), its status is due. */
+  private async runRelease(r: Redis, fingerprint: string, token: string, orphan: string): Promise<void> {
+    const key = dedupKey(fingerprint);
+    const reply = (await RELEASE.run(r, [key], [token, orphan])) as [number, string] | null;
+    if (reply?.[1]) this.flusher.touch(key);
+  }
+
+  /** Records where the fingerprint's signals went once Redis answers again, ending the creator's claim. */
+  private recordLater(fingerprint: string, args: RecordArgs): void {
+    const key = dedupKey(fingerprint);
+    this.repairs.set(`record ${fingerprint}`, async (r) => {
+      await RECORD.run(r, [key], args);
+      this.flusher.touch(key);
+    });
   }
 
   /** Drops the state of a fingerprint whose storm window vanished, so it is seen afresh. */
@@ -147,14 +201,13 @@ export class Deduplicator {
       state: reply[0] as SightReply["state"],
       ref: reply[1] ?? "",
       occurrences: toOccurrences(reply[2], reply[3], reply[4]),
-      windowId: reply[5] ?? "",
+      windowId: reply[0] === "storm" ? (reply[5] ?? "") : "",
+      orphan: reply[0] === "claimed" ? (reply[5] ?? "") : "",
     };
   }
 
-  private async sightInRedis(signal: Signal, cfg: GatewayConfig): Promise<Sighting> {
+  private async sightInRedis(signal: Signal, cfg: GatewayConfig, token: string): Promise<Sighting> {
     const fp = signal.fingerprint;
-    // Unique per sighting and without spaces (the scripts keep recent tokens space-delimited).
-    const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
     const until = Date.now() + maxWaitMs(cfg);
     for (let polls = 0; ; polls++) {
       const local = this.creating.get(fp);
@@ -177,7 +230,7 @@ export class Deduplicator {
     const key = dedupKey(signal.fingerprint);
     switch (reply.state) {
       case "claimed":
-        return { kind: "new", claim: this.redisClaim(signal, cfg, token, reply.occurrences) };
+        return { kind: "new", claim: this.redisClaim(signal, cfg, token, reply.occurrences, reply.orphan) };
       case "storm-lost":
         return { kind: "storm-lost" };
       case "storm": {
@@ -194,22 +247,21 @@ export class Deduplicator {
     }
   }
 
-  /** Takes back the creator's count; if a request is recorded meanwhile (another replica), its status is due. */
-  private async release(fingerprint: string, token: string): Promise<void> {
-    const key = dedupKey(fingerprint);
-    const reply = (await this.redis.run("release", (r) => RELEASE.run(r, [key], [token]))) as [number, string] | null;
-    if (reply?.[1]) this.flusher.touch(key);
-  }
-
-  private record(fingerprint: string, ref: string, base: number, firstSeen: string, cfg: GatewayConfig) {
-    const args = [ref, base, firstSeen, cfg.processing.deduplication.ttlMs];
-    return this.redis.runConfirmed("record", (r) => RECORD.run(r, [dedupKey(fingerprint)], args)) as Promise<
-      string[] | null
-    >;
+  /** RECORD; when Redis is unavailable, done again once it is back (and rethrown). */
+  private async record(fingerprint: string, ref: string, base: number, firstSeen: string, cfg: GatewayConfig) {
+    const args: RecordArgs = [ref, base, firstSeen, cfg.processing.deduplication.ttlMs];
+    try {
+      return (await this.redis.runConfirmed("record", (r) => RECORD.run(r, [dedupKey(fingerprint)], args))) as
+        | string[]
+        | null;
+    } catch (err) {
+      if (err instanceof RedisUnavailableError) this.recordLater(fingerprint, args);
+      throw err;
+    }
   }
 
   /** The claim of a first sighting; until it settles, sightings of the fingerprint in this process wait on it. */
-  private redisClaim(signal: Signal, cfg: GatewayConfig, token: string, seen: Occurrences): Claim {
+  private redisClaim(signal: Signal, cfg: GatewayConfig, token: string, seen: Occurrences, orphan: string): Claim {
     const fp = signal.fingerprint;
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => {
@@ -222,6 +274,7 @@ export class Deduplicator {
     };
     return {
       firstSeenAt: seen.firstSeenAt,
+      orphans: orphan.split(" ").filter(Boolean),
       commit: async (rr, adopted) => {
         try {
           return await this.commit(fp, rr, adopted, seen, cfg);
@@ -236,11 +289,16 @@ export class Deduplicator {
           done();
         }
       },
-      release: async () => {
+      release: async (uncertain = "") => {
         try {
-          await this.release(fp, token);
+          await this.redis.runConfirmed("release", (r) => this.runRelease(r, fp, token, uncertain));
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, "could not release a dedup claim; it expires with its lease");
+          if (err instanceof RedisUnavailableError) this.releaseLater(fp, token, uncertain);
+          else
+            this.log.warn(
+              { err: (err as Error).message },
+              "could not release a dedup claim; it expires with its lease",
+            );
         } finally {
           done();
         }
@@ -271,7 +329,7 @@ export class Deduplicator {
       else this.flusher.initial(dedupKey(fp), rr, result);
       return result;
     } catch (err) {
-      // The request exists; an unrecorded claim expires and the next claimer adopts the request.
+      // The request exists; it is recorded once Redis is back (or, past other errors, the claim expires and the next claimer adopts it).
       this.log.warn({ ref, err: (err as Error).message }, "could not record the RemediationRequest in Redis");
       if (!adopted) this.flusher.initial(dedupKey(fp), rr, seen);
       return seen;
@@ -358,7 +416,9 @@ export class Deduplicator {
     return {
       firstSeenAt: seenAt,
       known,
+      orphans: this.orphans.get(fp) ?? [],
       commit: async (rr, adopted) => {
+        this.orphans.delete(fp);
         this.remember(fp, rr);
         unlock();
         if (!adopted) {
@@ -369,7 +429,13 @@ export class Deduplicator {
         return occurrences;
       },
       foldIntoStorm: async () => unlock(),
-      release: async () => unlock(),
+      release: async (uncertain) => {
+        if (uncertain) {
+          if (this.orphans.size >= 10_000) this.orphans.delete(this.orphans.keys().next().value as string);
+          this.orphans.set(fp, [uncertain, ...(this.orphans.get(fp) ?? [])].slice(0, 5));
+        }
+        unlock();
+      },
     };
   }
 }

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import type { RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
 import type { Log } from "./log.js";
 import {
+  ANNOTATION_CREATION_TOKEN,
   type DeduplicationStatus,
   isActive,
   LABEL_FINGERPRINT,
@@ -10,6 +12,7 @@ import {
   type RemediationRequestObject,
   RR_API,
   remediationRequestName,
+  stampCreation,
 } from "./remediation-request.js";
 import { type RetryPolicy, withRetry } from "./retry.js";
 import type { GatewayConfig } from "./types.js";
@@ -35,6 +38,16 @@ export class KubeApiError extends Error {
   /** 429, 5xx, timeouts and connection failures may pass; 400/403/404/409/422 will not. */
   get retryable(): boolean {
     return this.reason === "timeout" || this.reason === "unavailable" || this.reason === "rate_limited";
+  }
+}
+
+/** A create that got no answer (or a 5xx): the object may exist all the same, stamped with `token`. */
+export class UncertainCreationError extends KubeApiError {
+  constructor(
+    cause: KubeApiError,
+    readonly token: string,
+  ) {
+    super(cause.reason, cause.status, cause.message);
   }
 }
 
@@ -134,18 +147,21 @@ export class KubeClient {
     return value;
   }
 
-  /** One HTTP call, no retry. Throws KubeApiError for non-2xx and transport failures. */
+  /** One HTTP call, no retry; `signal` is the caller's deadline. Throws KubeApiError for non-2xx and transport failures. */
   async send<T>(
     what: string,
     method: string,
     path: string,
     body?: unknown,
     contentType = "application/json",
+    signal?: AbortSignal,
   ): Promise<T> {
     const timeoutMs = this.opts.config().kubernetes.requestTimeoutMs;
     let status: number;
     let text: string;
-    const deadline = AbortSignal.timeout(timeoutMs);
+    const deadline = signal
+      ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal])
+      : AbortSignal.timeout(timeoutMs);
     try {
       const call = async () => {
         const res = await request(`${this.server}${path}`, {
@@ -216,14 +232,22 @@ export class KubeClient {
     return rr;
   }
 
-  /** `send` with the configured retry policy (section 6). */
-  call<T>(what: string, method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
+  /** `send` with the configured retry policy (section 6), until `signal` (the caller's deadline) aborts. */
+  call<T>(
+    what: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return withRetry(
       this.retryPolicy(),
-      () => this.send<T>(what, method, path, body, contentType),
+      () => this.send<T>(what, method, path, body, contentType, signal),
       (err) => err instanceof KubeApiError && err.retryable,
       (err, attempt) =>
         this.opts.log.warn({ err: (err as Error).message, attempt }, "kubernetes call failed; retrying"),
+      signal,
     );
   }
 
@@ -271,19 +295,37 @@ export class KubeClient {
   }
 
   /** Every RemediationRequest of this fingerprint in the namespace, any phase. */
-  async listByFingerprint(namespace: string, fingerprint: string): Promise<RemediationRequestObject[]> {
+  async listByFingerprint(
+    namespace: string,
+    fingerprint: string,
+    signal?: AbortSignal,
+  ): Promise<RemediationRequestObject[]> {
     const selector = encodeURIComponent(`${LABEL_FINGERPRINT}=${labelValue(fingerprint)}`);
     const list = await this.call<{ items: RemediationRequestObject[] }>(
       `list RemediationRequests in ${namespace} by fingerprint`,
       "GET",
       `${this.rrPath(namespace)}?labelSelector=${selector}`,
+      undefined,
+      undefined,
+      signal,
     );
     return list.items.filter((rr) => rr.spec?.signalFingerprint === fingerprint);
   }
 
-  async getRemediationRequest(namespace: string, name: string): Promise<RemediationRequestObject | null> {
+  async getRemediationRequest(
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<RemediationRequestObject | null> {
     try {
-      return await this.call(`get RemediationRequest ${namespace}/${name}`, "GET", this.rrPath(namespace, name));
+      return await this.call(
+        `get RemediationRequest ${namespace}/${name}`,
+        "GET",
+        this.rrPath(namespace, name),
+        undefined,
+        undefined,
+        signal,
+      );
     } catch (err) {
       if (err instanceof KubeApiError && err.reason === "not_found") return null;
       throw err;
@@ -324,18 +366,49 @@ export class KubeClient {
     fingerprint: string;
     build: (name: string) => object;
     known?: RemediationRequestObject[];
+    /** Creation tokens of earlier attempts for this fingerprint whose outcome is unknown (see ours). */
+    orphans?: string[];
+    /** The caller's deadline: no call starts, and none is waited for, beyond it. */
+    signal?: AbortSignal;
   }): Promise<{ created: boolean; rr: RemediationRequestObject }> {
-    const { namespace, fingerprint } = req;
-    const existing = req.known ?? (await this.listByFingerprint(namespace, fingerprint));
+    const { namespace, fingerprint, signal } = req;
+    const token = randomUUID();
+    /**
+     * A request this creator (or an earlier one that gave up, `orphans`) sent, which landed
+     * although no answer said so (a timeout, a retried POST answered 409), and nobody has
+     * counted yet: its creation is finished here, so it is created (and audited) exactly once.
+     */
+    const ours = (rr: RemediationRequestObject) => {
+      const stamp = rr.metadata.annotations?.[ANNOTATION_CREATION_TOKEN];
+      return !!stamp && (stamp === token || !!req.orphans?.includes(stamp)) && !rr.status?.deduplication;
+    };
+    const found = (rr: RemediationRequestObject) => ({ created: ours(rr), rr });
+    const existing = req.known ?? (await this.listByFingerprint(namespace, fingerprint, signal));
     const active = oldestActive(existing);
     if (active && req.known) {
-      const current = await this.getRemediationRequest(namespace, active.metadata.name);
-      if (current && isActive(current)) return { created: false, rr: current };
+      const current = await this.getRemediationRequest(namespace, active.metadata.name, signal);
+      if (current && isActive(current)) return found(current);
       return this.createOrAdopt({ ...req, known: undefined }); // the caller's view was stale: look again
     }
-    if (active) return { created: false, rr: active };
+    if (active) return found(active);
+    try {
+      return await this.createNamed(req, existing.length, token, found);
+    } catch (err) {
+      // Every failure here comes after a create was sent: the request may exist, stamped with the token.
+      throw err instanceof KubeApiError ? new UncertainCreationError(err, token) : err;
+    }
+  }
+
+  /** The create loop of createOrAdopt: a generation's name, and on 409 the request holding it. */
+  private async createNamed(
+    req: { namespace: string; fingerprint: string; build: (name: string) => object; signal?: AbortSignal },
+    existing: number,
+    token: string,
+    found: (rr: RemediationRequestObject) => { created: boolean; rr: RemediationRequestObject },
+  ): Promise<{ created: boolean; rr: RemediationRequestObject }> {
+    const { namespace, fingerprint, signal } = req;
     // Generation = how many exist; bumped when a name is taken by a finished request.
-    for (let generation = existing.length, bumps = 0; bumps < 8; generation++, bumps++) {
+    for (let generation = existing, bumps = 0; bumps < 8; generation++, bumps++) {
       const name = remediationRequestName(fingerprint, generation);
       try {
         const rr = this.written(
@@ -343,14 +416,16 @@ export class KubeClient {
             `create RemediationRequest ${namespace}/${name}`,
             "POST",
             this.rrPath(namespace),
-            req.build(name),
+            stampCreation(req.build(name), token),
+            undefined,
+            signal,
           ),
         );
         return { created: true, rr };
       } catch (err) {
         if (!(err instanceof KubeApiError && err.reason === "conflict")) throw err;
-        const taken = await this.getRemediationRequest(namespace, name);
-        if (taken && isActive(taken)) return { created: false, rr: taken };
+        const taken = await this.getRemediationRequest(namespace, name, signal);
+        if (taken && isActive(taken)) return found(taken);
         if (!taken) generation--; // deleted in between: the name is free again
       }
     }

@@ -1,7 +1,7 @@
 import { AuditTrail } from "./audit.js";
 import { auditEvents } from "./audit-events.js";
 import { type Claim, Deduplicator, type Occurrences } from "./dedup.js";
-import { failureReason, KubeApiError, KubeClient, loadKubeConfig } from "./kube.js";
+import { failureReason, KubeApiError, KubeClient, loadKubeConfig, UncertainCreationError } from "./kube.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { NamespaceDirectory } from "./namespaces.js";
@@ -35,7 +35,12 @@ interface Context {
   environment: string;
   priority: Priority;
   placement: Placement;
+  /** The processing deadline: aborts a little before the request's, so a creation gives up and settles its claim first. */
+  deadline: AbortSignal;
 }
+
+/** How much earlier than the request deadline the pipeline gives up: time to settle the claim before the 504. */
+const SETTLE_MARGIN_MS = 250;
 
 /** A dependency failure as the HTTP layer answers it (section 2). */
 function problemFor(err: unknown): ProblemError {
@@ -67,6 +72,10 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
   const redis = new RedisLink(cfg.redis, metrics, log);
   const flusher = new StatusFlusher(redis, kube, metrics, log, config);
   const dedup = new Deduplicator(redis, kube, index, flusher, log);
+  // Before Redis counts as available again; repairs first, so the hashes point at their requests when the
+  // degraded-mode counts are added to them.
+  redis.onRecovery(() => dedup.repair());
+  redis.onRecovery(() => flusher.settleDebts());
   const namespaces = new NamespaceDirectory(kube, log);
   const audit = new AuditTrail(config, metrics, log);
   const storms = new StormDetector({ redis, kube, index, namespaces, flusher, audit, metrics, log, config });
@@ -119,6 +128,8 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
             name,
           ),
         known: known ?? index.lookup(placement.namespace, ctx.signal.fingerprint),
+        orphans: claim.orphans,
+        signal: ctx.deadline,
       });
     try {
       return await attempt(ctx.placement, claim.known);
@@ -174,7 +185,7 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
         priority: ctx.priority,
       };
     } catch (err) {
-      await claim.release();
+      await claim.release(err instanceof UncertainCreationError ? err.token : undefined);
       metrics.crdCreationFailures.inc({ reason: failureReason(err) });
       audit.record(
         auditEvents.crdCreationFailed(signal, ctx.placement.namespace, failureReason(err), (err as Error).message, {
@@ -207,14 +218,19 @@ export async function createPipeline(deps: PipelineDeps): Promise<PipelineRuntim
       audit.record(auditEvents.received(signal, requestId));
       let outcome = "failed";
       try {
+        const deadline = AbortSignal.timeout(Math.max(0, cfg.server.requestTimeoutMs - SETTLE_MARGIN_MS));
         const environment = await namespaces.environment(signal.namespace, cfg);
+        const placement = await namespaces.placement(signal.namespace, cfg);
+        if (deadline.aborted)
+          throw new ProblemError(504, "the namespace lookups took the whole processing deadline; retrying is safe");
         const ctx: Context = {
           signal,
           requestId,
           cfg,
           environment,
           priority: priorityFor(signal.severity, environment),
-          placement: await namespaces.placement(signal.namespace, cfg),
+          placement,
+          deadline,
         };
         const result = await decide(ctx);
         outcome = result.status;

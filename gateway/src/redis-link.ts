@@ -156,6 +156,20 @@ export class RedisLink {
     }
   }
 
+  /**
+   * For replays (recovery work, settling counts): `write` runs on the client whatever the
+   * availability, then, with a Sentinel group, must be acknowledged by a replica on the same
+   * connection, or this throws and the caller keeps the work to redo it (it must be idempotent).
+   */
+  async replay<T>(write: (redis: Redis) => Promise<T>): Promise<T> {
+    const epoch = this.epoch;
+    const value = await write(this.client);
+    if (!this.replicated) return value;
+    const acked = await this.client.wait(1, CONFIRM_TIMEOUT_MS);
+    if (acked < 1 || epoch !== this.epoch) throw new Error("no replica acknowledged the replayed writes");
+    return value;
+  }
+
   private currentWait: Promise<number> | undefined;
   private nextWait: Promise<number> | undefined;
 

@@ -7,6 +7,20 @@ export const RR_API = { group: "kubernaut.ai", version: "v1alpha1", plural: "rem
 export const LABEL_FINGERPRINT = "kubernaut.ai/signal-fingerprint";
 /** Set on requests placed in the fallback namespace: the namespace the signal named. */
 export const LABEL_ORIGIN_NAMESPACE = "kubernaut.ai/origin-namespace";
+/**
+ * A token per creation attempt, so a creator knows its own request when the
+ * API server made it without an answer reaching the gateway (a timeout, then 409).
+ */
+export const ANNOTATION_CREATION_TOKEN = "kubernaut.ai/creation-token";
+
+/** `object` (as built for a POST) with the creation token among its annotations. */
+export function stampCreation(object: object, token: string): object {
+  const o = object as { metadata?: { annotations?: Record<string, string> } };
+  return {
+    ...o,
+    metadata: { ...o.metadata, annotations: { ...o.metadata?.annotations, [ANNOTATION_CREATION_TOKEN]: token } },
+  };
+}
 
 const TERMINAL_PHASES = new Set(["Completed", "Failed", "TimedOut", "Skipped", "Cancelled"]);
 
@@ -24,6 +38,7 @@ export interface RemediationRequestObject {
     resourceVersion?: string;
     creationTimestamp?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
   };
   spec: { signalFingerprint: string };
   status?: { overallPhase?: string; deduplication?: DeduplicationStatus };

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { ADD_COUNT } from "./dedup-scripts.js";
 import { KubeApiError, type KubeClient } from "./kube.js";
 import type { Log } from "./log.js";
@@ -64,8 +65,13 @@ export class StatusFlusher {
   /** Redis keys due for a write → when first marked since their last write (insertion order = oldest first). */
   private readonly touched = new Map<string, number>();
   private readonly deltas = new Map<string, PendingDelta>();
-  /** Counts written to status while Redis was down, still to be added to the hashes. */
-  private readonly debts = new Map<string, { ref: string; delta: number }>();
+  /**
+   * Counts written to status while Redis was down, still to be added to the hashes, by a
+   * unique id: an addition whose answer was lost is redone with its id and not counted twice.
+   */
+  private readonly debts = new Map<string, { countKey: string; ref: string; delta: number }>();
+  private debtIds = 0;
+  private readonly debtPrefix = randomUUID().slice(0, 8);
   private readonly writing = new Set<Promise<void>>();
   /** First status writes of requests just created, by key: later writes of the key wait for them (order). */
   private readonly initialWrites = new Map<string, Promise<void>>();
@@ -83,9 +89,7 @@ export class StatusFlusher {
     private readonly metrics: Metrics,
     private readonly log: Log,
     private readonly config: () => GatewayConfig,
-  ) {
-    redis.onRecovery(() => this.settleDebts());
-  }
+  ) {}
 
   start(): void {
     this.schedule(0);
@@ -173,8 +177,7 @@ export class StatusFlusher {
     this.pump(Date.now() - statusFlushIntervalMs);
     if (this.debts.size > 0 && !this.settling && this.redis.available()) {
       this.settling = true;
-      void this.redis
-        .run("settle", () => this.settleDebts())
+      void this.settleDebts()
         .catch(() => {})
         .finally(() => {
           this.settling = false;
@@ -273,8 +276,8 @@ export class StatusFlusher {
         rr.metadata.resourceVersion,
       );
       this.metrics.dedupStatusUpdates.inc({ result: "success" });
-      const debt = this.debts.get(entry.countKey);
-      this.debts.set(entry.countKey, { ref: refText(ref), delta: (debt?.delta ?? 0) + entry.delta });
+      const id = `${this.debtPrefix}.d${(this.debtIds++).toString(36)}`;
+      this.debts.set(id, { countKey: entry.countKey, ref: refText(ref), delta: entry.delta });
     } catch (err) {
       this.failed(err, refText(ref));
       this.restoreDelta(entry);
@@ -298,11 +301,15 @@ export class StatusFlusher {
    * meanwhile). Runs before Redis counts as available again, and after
    * degraded counts flushed late; throwing leaves the rest for later.
    */
-  private async settleDebts(): Promise<void> {
-    for (const [countKey, debt] of this.debts) {
-      await ADD_COUNT.run(this.redis.client, [countKey], [debt.ref, debt.delta]);
-      this.debts.delete(countKey);
-      this.touch(countKey);
+  async settleDebts(): Promise<void> {
+    const due = [...this.debts];
+    if (due.length === 0) return;
+    await this.redis.replay(async (r) => {
+      for (const [id, debt] of due) await ADD_COUNT.run(r, [debt.countKey], [debt.ref, debt.delta, id]);
+    });
+    for (const [id, debt] of due) {
+      this.debts.delete(id);
+      this.touch(debt.countKey);
     }
   }
 }

@@ -73,6 +73,26 @@ function count(name: string, expected: number, observed: number, slack = 0): Che
   };
 }
 
+/**
+ * RemediationRequests nobody finished: no status at all. The gateway writes a status to every
+ * request it answers for; one without is the API server's work after the gateway gave up on
+ * its call and answered 503/504, for a signal not sent again since (a sender that retries, like
+ * Alertmanager, has the next sighting finish it). So they are bounded by those answers, and the
+ * "created" counts hold for the finished ones.
+ */
+function unfinished(rrs: RemediationRequest[], slack: number): { finished: number; check: Check } {
+  const open = rrs.filter((rr) => rr.status?.deduplication === undefined).length;
+  return {
+    finished: rrs.length - open,
+    check: {
+      name: "unfinished RemediationRequests (made after the gateway gave up, not sent again) <= signals answered non-2xx or not at all",
+      expected: `<= ${slack}`,
+      observed: open,
+      ok: open <= slack,
+    },
+  };
+}
+
 /** At least `expected`: nothing lost, more allowed. */
 function atLeast(name: string, expected: number, observed: number): Check {
   return { name, expected: `>= ${expected}`, observed, ok: observed >= expected };
@@ -145,8 +165,10 @@ export async function reconcile(
     const redis = await redisOccurrences(targets.redis);
     const audit = await targets.dataStorage.stats();
     const byType = (type: string) => audit.by_type[type] ?? 0;
+    const { finished, check: unfinishedCheck } = unfinished(rrs, slack);
     return [
       checkD1(rrs),
+      unfinishedCheck,
       count(
         "RemediationRequests created for new signals (non-storm) = signals answered 'created'",
         seen.created,
@@ -161,7 +183,11 @@ export async function reconcile(
         byType("gateway.signal.received"),
         slack,
       ),
-      count("audit: gateway.crd.created events = RemediationRequests", rrs.length, byType("gateway.crd.created")),
+      count(
+        "audit: gateway.crd.created events = RemediationRequests (finished)",
+        finished,
+        byType("gateway.crd.created"),
+      ),
       count(
         "audit: gateway.signal.deduplicated events = signals answered 'duplicate'",
         seen.duplicate,
@@ -175,8 +201,8 @@ export async function reconcile(
         slack,
       ),
       count(
-        "gateway_crd_created_total (Prometheus) = RemediationRequests",
-        rrs.length,
+        "gateway_crd_created_total (Prometheus) = RemediationRequests (finished)",
+        finished,
         await promSum(targets.prometheus, "gateway_crd_created_total"),
       ),
     ];
@@ -196,8 +222,10 @@ async function noLoss(targets: AccountingTargets, seen: GeneratorCounts): Promis
   const storms = rrs.filter((rr) => rr.spec.isStorm);
   const occurrences = rrs.reduce((sum, rr) => sum + (rr.status?.deduplication?.occurrenceCount ?? 0), 0);
   const audit = await targets.dataStorage.stats();
+  const { finished, check: unfinishedCheck } = unfinished(rrs, seen.unanswered ?? 0);
   return [
     checkD1(rrs),
+    unfinishedCheck,
     count(
       "no duplicate requests: RemediationRequests (non-storm) = signals answered 'created'",
       seen.created,
@@ -215,8 +243,8 @@ async function noLoss(targets: AccountingTargets, seen: GeneratorCounts): Promis
       audit.by_type["gateway.signal.received"] ?? 0,
     ),
     count(
-      "audit: gateway.crd.created events = RemediationRequests",
-      rrs.length,
+      "audit: gateway.crd.created events = RemediationRequests (finished)",
+      finished,
       audit.by_type["gateway.crd.created"] ?? 0,
     ),
   ];

@@ -4,7 +4,7 @@
 //   npx tsx chaos/suite/run.ts <network|redis-failover|infra|resources|all|<group/name>> [--mode ci|full] [--rate N] [--duration 60s] [--kills N] [--seed N]
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseFlags, UsageError } from "../../harness/src/cli-flags.js";
+import { parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
 import { repoRoot } from "../../harness/src/paths.js";
 import { durationMs } from "../../load/lib/duration.ts";
 import { EXPERIMENTS, SUITES } from "../experiments/index.js";
@@ -88,10 +88,4 @@ async function main(): Promise<number> {
   return summary.pass ? 0 : 1;
 }
 
-try {
-  process.exitCode = await main();
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`error: ${err.message}\n${USAGE}\n`);
-  process.exitCode = 2;
-}
+await runCli(main, USAGE);

@@ -19,3 +19,14 @@ export function parseFlags(args: string[], flags: Record<string, FlagSpec>): voi
     spec[2](value);
   }
 }
+
+/** Runs a suite's CLI: its exit code, or 2 with the message and the usage for a bad flag. */
+export async function runCli(main: () => Promise<number>, usage: string): Promise<void> {
+  try {
+    process.exitCode = await main();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`error: ${err.message}\n${usage}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseFlags, UsageError } from "../../harness/src/cli-flags.js";
+import { parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
 import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
 import { repoRoot } from "../../harness/src/paths.js";
@@ -461,10 +461,4 @@ async function main(): Promise<number> {
   }
 }
 
-try {
-  process.exitCode = await main();
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`error: ${err.message}\n${USAGE}\n`);
-  process.exitCode = 2;
-}
+await runCli(main, USAGE);

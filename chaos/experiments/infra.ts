@@ -16,9 +16,10 @@ const indexSynced: Probe = {
 
 /**
  * The Sentinel master SIGKILLed KILLS times under load, replicas resynced between kills. The
- * replication links run through Toxiproxy with latency, so every kill lands while a replica is
- * behind: a gateway that answered before a replica acknowledged its write loses it (the classic
- * asynchronous-replication loss), which D1/D2 catch.
+ * replication links run through Toxiproxy with latency (a WAIT costs a real round trip), and
+ * before each kill the replicas miss the master's last half second of writes, so every kill
+ * lands while they are behind: a gateway that answered before the replicas acknowledged a
+ * write loses it (the classic asynchronous-replication loss), which D2 per fingerprint catches.
  */
 export function redisFailover(p: RunParameters): Experiment {
   const kills = p.kills ?? (p.mode === "full" ? 20 : 3);
@@ -31,7 +32,7 @@ export function redisFailover(p: RunParameters): Experiment {
     faults: [
       {
         name: "kill the Redis master",
-        action: { kind: "kill-redis-master", waitForResync: true },
+        action: { kind: "kill-redis-master", waitForResync: true, replicasMissMs: 500 },
         // Long enough for the sentinels to notice (down-after 1.5 s) and promote a replica.
         durationMs: 6_000,
         afterMs: 2_000,

@@ -188,7 +188,10 @@ export async function evaluateInvariants(
         const refused = valid.filter((a) => a.status !== 0 && !is2xx(a.status)).reduce((n, a) => n + a.signals, 0);
         const maybe = run.load.counts.unanswered + refused + (run.load.otherOutcomes.failed ?? 0);
         const seen = { ...run.load.counts, unanswered: maybe };
+        const started = Date.now();
         checks.push(...(await reconcile(run.stack, seen, { stallMs: 20_000, maxMs: 300_000 }, spec.mode)));
+        // The real state trails the answers (coalesced status writes, the audit buffer): how far.
+        figures["accounting settled after (s)"] = Math.round((Date.now() - started) / 100) / 10;
         break;
       }
       case "answers": {

@@ -83,8 +83,13 @@ export type FaultAction =
        */
       reachOpenConnections: boolean;
     }
-  /** SIGKILL the Sentinel master; `waitForResync` first waits until every replica caught up. */
-  | { kind: "kill-redis-master"; waitForResync: boolean }
+  /**
+   * SIGKILL the Sentinel master; `waitForResync` first waits until every replica caught up.
+   * `replicasMissMs`: the master's replication stream is dropped for that long first, so the
+   * replicas are behind when it dies and its last writes die with it (what a replica lagging
+   * under load loses; a delay alone does not, as the proxy still delivers what it holds).
+   */
+  | { kind: "kill-redis-master"; waitForResync: boolean; replicasMissMs?: number }
   | { kind: "kill-redis" }
   | { kind: "stop-kube-apiserver" }
   | { kind: "restart-etcd" }

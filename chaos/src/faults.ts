@@ -21,6 +21,8 @@ export interface FaultContext {
 export interface InjectedFault {
   /** Takes the fault away; safe to call once. */
   remove(): Promise<void>;
+  /** When the fault took effect, if before inject() returned (a kill preceded by a cut). */
+  startedAt?: number;
   /** Figures the fault itself measured (e.g. the cgroup's OOM kills), read after removal. */
   figures?(): Record<string, number | string>;
 }
@@ -83,9 +85,27 @@ export async function inject(action: FaultAction, ctx: FaultContext): Promise<In
     case "kill-redis-master": {
       const group = sentinel(stack);
       if (action.waitForResync) await group.waitForReplicaSync();
-      const killed = await group.killMaster();
-      ctx.note(`killed the Redis master ${killed.host}:${killed.port}`);
+      const cut = action.replicasMissMs
+        ? { proxy: await group.getMasterProxy(), name: `chaos_replicas_miss_${++toxicSeq}` }
+        : undefined;
+      let killed: Awaited<ReturnType<typeof group.killMaster>>;
+      const startedAt = Date.now();
+      try {
+        if (cut) {
+          // Data dropped (a timeout toxic of 0 ms never closes, it discards), not held as latency holds it.
+          await cut.proxy.addTimeout({ name: cut.name, timeout: 0, stream: "downstream" });
+          await new Promise((r) => setTimeout(r, action.replicasMissMs));
+        }
+        killed = await group.killMaster();
+      } finally {
+        // The master's connections die with it; its proxy must be clean when it rejoins.
+        if (cut) await cut.proxy.removeToxic(cut.name);
+      }
+      ctx.note(
+        `killed the Redis master ${killed.host}:${killed.port}${cut ? ` after its replicas missed ${action.replicasMissMs} ms of its writes` : ""}`,
+      );
       return {
+        startedAt,
         remove: async () => {
           await group.waitForFailover(killed);
           await group.restart(killed);

@@ -67,15 +67,20 @@ const POOL_SIZE = 200;
 /** Warm-up rate: first sightings create RemediationRequests, which the API server takes at its pace. */
 const WARMUP_RATE = 100;
 
+interface Outcome {
+  status: string;
+  fingerprint?: string;
+}
+
 /** Parses the gateway's answer into per-signal outcomes (201/202: one; 207: one per result). */
-function outcomes(status: number, body: string): string[] {
+function outcomes(status: number, body: string): Outcome[] {
   if (status !== 201 && status !== 202 && status !== 207) return [];
   try {
-    const value = JSON.parse(body) as { status?: string; results?: Array<{ status?: string }> };
-    if (status === 207) return (value.results ?? []).map((r) => String(r.status));
-    return [String(value.status)];
+    const value = JSON.parse(body) as Outcome & { results?: Outcome[] };
+    const of = (o: Outcome) => ({ status: String(o.status), fingerprint: o.fingerprint });
+    return status === 207 ? (value.results ?? []).map(of) : [of(value)];
   } catch {
-    return ["unparseable"];
+    return [{ status: "unparseable" }];
   }
 }
 
@@ -85,7 +90,13 @@ function outcomes(status: number, body: string): string[] {
  */
 export class BackgroundLoad {
   readonly answers: Answer[] = [];
-  readonly counts: Required<GeneratorCounts> = { created: 0, duplicate: 0, stormAggregated: 0, unanswered: 0 };
+  readonly counts: Required<GeneratorCounts> = {
+    created: 0,
+    duplicate: 0,
+    stormAggregated: 0,
+    unanswered: 0,
+    byFingerprint: new Map(),
+  };
   /** Outcomes the accounting does not know (e.g. "unparseable"), by name. */
   readonly otherOutcomes: Record<string, number> = {};
   dropped = 0;
@@ -308,11 +319,16 @@ export class BackgroundLoad {
     });
     if (kind !== "valid") return;
     if (res.status === 0) this.counts.unanswered += signals;
-    for (const o of outcomes(res.status, String(res.body ?? ""))) {
-      if (o === "created") this.counts.created++;
-      else if (o === "duplicate") this.counts.duplicate++;
-      else if (o === "storm-aggregated") this.counts.stormAggregated++;
-      else this.otherOutcomes[o] = (this.otherOutcomes[o] ?? 0) + 1;
+    const { byFingerprint } = this.counts;
+    for (const { status, fingerprint } of outcomes(res.status, String(res.body ?? ""))) {
+      if (status === "created") this.counts.created++;
+      else if (status === "duplicate") this.counts.duplicate++;
+      else if (status === "storm-aggregated") this.counts.stormAggregated++;
+      else {
+        this.otherOutcomes[status] = (this.otherOutcomes[status] ?? 0) + 1;
+        continue;
+      }
+      if (fingerprint) byFingerprint.set(fingerprint, (byFingerprint.get(fingerprint) ?? 0) + 1);
     }
   }
 

@@ -437,7 +437,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
       sent: load.sent,
       dropped: load.dropped,
       byStatus: byStatus(load.answers.filter((a) => a.kind === "valid")),
-      counts: { ...load.counts },
+      counts: (({ byFingerprint: _, ...counts }) => counts)(load.counts),
     };
     result.timeline = timeline(load.answers.filter((a) => a.kind === "valid"));
     oomKilled();
@@ -493,7 +493,7 @@ async function runFault(
   try {
     say(`inject ${fault.name}${fault.repeat ? ` #${occurrence}/${fault.repeat}` : ""} for ${fault.durationMs} ms`);
     injected = await inject(fault.action, faultCtx);
-    record.injectedAt = Date.now();
+    record.injectedAt = injected.startedAt ?? Date.now();
     const active = injected;
     removeOnce = deferCleanup(`fault ${fault.name}`, () => active.remove());
     const onChaos = evaluateDuring(experiment.probes, "OnChaos", ctx);

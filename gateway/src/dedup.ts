@@ -103,7 +103,12 @@ async function waitUntil(work: Promise<void>, until: number): Promise<void> {
 export class Deduplicator {
   private readonly locks = new Map<string, Promise<void>>();
   private readonly degradedCache = new Map<string, { rr: RemediationRequestObject; until: number }>();
-  /** Creations this process is running, by fingerprint: settle when the claim does. */
+  /**
+   * Creations this process is running, by fingerprint, claimed in Redis or not: every sighting
+   * of the fingerprint waits for it, in either mode. Two creators of one request would each count
+   * only themselves, and an adopter reads the count of a request created without Redis from its
+   * status, so such a creation settles once its first status is written.
+   */
   private readonly creating = new Map<string, Promise<void>>();
   /**
    * Redis writes that could not be made or whose outcome is unknown (Redis went
@@ -138,7 +143,7 @@ export class Deduplicator {
         this.releaseLater(signal.fingerprint, token);
       }
     }
-    return this.sightInKubernetes(signal, namespace);
+    return this.sightInKubernetes(signal, namespace, cfg);
   }
 
   /** Redoes the Redis writes that Redis missed while it was away (a recovery hook: Redis is not yet "available"). */
@@ -214,13 +219,7 @@ export class Deduplicator {
       if (local) await waitUntil(local, until);
       const reply = await this.callSight(signal, cfg, token);
       if (reply.state !== "pending") return this.fromReply(signal, cfg, token, reply);
-      if (Date.now() >= until) {
-        throw new ProblemError(
-          503,
-          "another request is still creating the RemediationRequest for this signal; retry shortly",
-          2,
-        );
-      }
+      if (Date.now() >= until) throw this.stillCreating();
       // Another replica's claim: nothing to wait on here but Redis.
       if (!this.creating.has(fp)) await sleep(Math.min(POLL_FIRST_MS * 2 ** polls, POLL_MAX_MS, until - Date.now()));
     }
@@ -260,18 +259,32 @@ export class Deduplicator {
     }
   }
 
-  /** The claim of a first sighting; until it settles, sightings of the fingerprint in this process wait on it. */
-  private redisClaim(signal: Signal, cfg: GatewayConfig, token: string, seen: Occurrences, orphan: string): Claim {
-    const fp = signal.fingerprint;
+  /** Registers a creation of `fp` in `creating`; the returned function settles it. */
+  private startCreating(fp: string): () => void {
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => {
       settle = resolve;
     });
     this.creating.set(fp, settled);
-    const done = () => {
+    return () => {
       if (this.creating.get(fp) === settled) this.creating.delete(fp);
       settle();
     };
+  }
+
+  /** Thrown when a sighting waited its limit for another creation of its fingerprint. */
+  private stillCreating(): ProblemError {
+    return new ProblemError(
+      503,
+      "another request is still creating the RemediationRequest for this signal; retry shortly",
+      2,
+    );
+  }
+
+  /** The claim of a first sighting; until it settles, sightings of the fingerprint in this process wait on it. */
+  private redisClaim(signal: Signal, cfg: GatewayConfig, token: string, seen: Occurrences, orphan: string): Claim {
+    const fp = signal.fingerprint;
+    const done = this.startCreating(fp);
     return {
       firstSeenAt: seen.firstSeenAt,
       orphans: orphan.split(" ").filter(Boolean),
@@ -354,8 +367,13 @@ export class Deduplicator {
     };
   }
 
-  private async sightInKubernetes(signal: Signal, namespace: string): Promise<Sighting> {
+  private async sightInKubernetes(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
     const fp = signal.fingerprint;
+    const local = this.creating.get(fp);
+    if (local) {
+      await waitUntil(local, Date.now() + maxWaitMs(cfg));
+      if (this.creating.get(fp) === local) throw this.stillCreating();
+    }
     const unlock = await this.lock(fp);
     let handedOver = false;
     try {
@@ -372,7 +390,7 @@ export class Deduplicator {
         return { kind: "duplicate", ...this.countWithoutRedis(active, fp, seenAt) };
       }
       handedOver = true;
-      return { kind: "new", claim: this.degradedClaim(fp, seenAt, known ?? [], unlock) };
+      return { kind: "new", claim: this.degradedClaim(fp, seenAt, known ?? [], unlock, this.startCreating(fp)) };
     } finally {
       if (!handedOver) unlock();
     }
@@ -411,8 +429,18 @@ export class Deduplicator {
     };
   }
 
-  private degradedClaim(fp: string, seenAt: string, known: RemediationRequestObject[], unlock: () => void): Claim {
+  private degradedClaim(
+    fp: string,
+    seenAt: string,
+    known: RemediationRequestObject[],
+    unlock: () => void,
+    done: () => void,
+  ): Claim {
     const initial: Occurrences = { occurrenceCount: 1, firstSeenAt: seenAt, lastSeenAt: seenAt };
+    const settle = () => {
+      unlock();
+      done();
+    };
     return {
       firstSeenAt: seenAt,
       known,
@@ -422,19 +450,21 @@ export class Deduplicator {
         this.remember(fp, rr);
         unlock();
         if (!adopted) {
-          this.flusher.initial(dedupKey(fp), rr, initial);
+          // Settled once the status holds this count: a Redis claimer adopting it adds it from there.
+          void this.flusher.initial(dedupKey(fp), rr, initial).finally(done);
           return initial;
         }
+        done();
         const { ref: _, ...occurrences } = this.countWithoutRedis(rr, fp, seenAt);
         return occurrences;
       },
-      foldIntoStorm: async () => unlock(),
+      foldIntoStorm: async () => settle(),
       release: async (uncertain) => {
         if (uncertain) {
           if (this.orphans.size >= 10_000) this.orphans.delete(this.orphans.keys().next().value as string);
           this.orphans.set(fp, [uncertain, ...(this.orphans.get(fp) ?? [])].slice(0, 5));
         }
-        unlock();
+        settle();
       },
     };
   }

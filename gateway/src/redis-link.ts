@@ -13,8 +13,10 @@ const CALL_DEADLINE_MS = 2_000;
 const COMMAND_TIMEOUT_MS = 500;
 const RETRY_PAUSE_MS = 50;
 const PING_INTERVAL_MS = 500;
-/** How long a write waits for a replica's acknowledgement (Sentinel mode). */
+/** How long a write waits for the replicas' acknowledgement (Sentinel mode). */
 const CONFIRM_TIMEOUT_MS = 200;
+/** How often the replicas online are counted (Sentinel mode); also on every reconnection. */
+const REPLICA_COUNT_INTERVAL_MS = 1_000;
 
 /** Replies that mean "not now" (failover, loading, demoted master) rather than a bug. */
 const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|NOREPLICAS|BUSY|UNBLOCKED|CLUSTERDOWN)/;
@@ -77,6 +79,13 @@ export class RedisLink {
   private readonly replicated: boolean;
   /** Bumped on every (re)connection: a WAIT on a new connection says nothing about earlier writes. */
   private epoch = 0;
+  /**
+   * Replicas the master reports online (Sentinel). A write is confirmed once every one of them
+   * has it: Sentinel promotes the replica it last saw furthest ahead, which need not be the one
+   * that acknowledged first.
+   */
+  private online = 1;
+  private counter: NodeJS.Timeout | undefined;
   private pinger: NodeJS.Timeout | undefined;
   private readonly recoveryHooks: (() => Promise<void>)[] = [];
 
@@ -88,8 +97,31 @@ export class RedisLink {
     this.client = new Redis(clientOptions(cfg));
     this.replicated = cfg.mode === "sentinel";
     this.client.on("error", (err: Error) => this.log.debug({ err: err.message }, "redis connection error"));
-    this.client.on("ready", () => this.epoch++);
+    this.client.on("ready", () => {
+      this.epoch++;
+      void this.countReplicas();
+    });
     this.metrics.redisAvailable.set(1);
+    if (this.replicated) {
+      this.counter = setInterval(() => void this.countReplicas(), REPLICA_COUNT_INTERVAL_MS);
+      this.counter.unref();
+    }
+  }
+
+  /** Reads how many replicas the master has online (INFO replication); keeps the last count on failure. */
+  private async countReplicas(): Promise<void> {
+    if (!this.replicated) return;
+    try {
+      const info = await this.client.info("replication");
+      this.online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+    } catch {
+      // disconnected: the next reconnection or tick reads it again
+    }
+  }
+
+  /** Replicas a WAIT must hear from: every online one, at least one. */
+  private get needed(): number {
+    return Math.max(1, this.online);
   }
 
   available(): boolean {
@@ -132,7 +164,7 @@ export class RedisLink {
 
   /**
    * `run` for writes that must survive a Sentinel failover: after the write,
-   * WAIT until a replica has it (on the same connection). A write that cannot
+   * WAIT until every online replica has it (on the same connection). A write that cannot
    * be confirmed is done again, so it may count twice but is never lost;
    * past the deadline Redis counts as unavailable and the caller degrades.
    * Only for idempotent writes or counts where an over-count is acceptable.
@@ -144,12 +176,12 @@ export class RedisLink {
       const epoch = this.epoch;
       const value = await this.run(operation, call);
       const acked = await this.confirmWrites();
-      if (acked >= 1 && epoch === this.epoch) return value;
+      if (acked >= this.needed && epoch === this.epoch) return value;
       this.metrics.redisOperations.inc({ operation, result: "unconfirmed" });
       if (Date.now() >= deadline) {
-        this.markDown(operation, new Error("no replica acknowledged the write"));
+        this.markDown(operation, new Error("the replicas did not acknowledge the write"));
         throw new RedisUnavailableError(
-          `redis ${operation}: write not confirmed by a replica within ${CALL_DEADLINE_MS} ms`,
+          `redis ${operation}: write not confirmed by the replicas within ${CALL_DEADLINE_MS} ms`,
         );
       }
       await sleep(RETRY_PAUSE_MS);
@@ -158,15 +190,16 @@ export class RedisLink {
 
   /**
    * For replays (recovery work, settling counts): `write` runs on the client whatever the
-   * availability, then, with a Sentinel group, must be acknowledged by a replica on the same
+   * availability, then, with a Sentinel group, must be acknowledged by the replicas on the same
    * connection, or this throws and the caller keeps the work to redo it (it must be idempotent).
    */
   async replay<T>(write: (redis: Redis) => Promise<T>): Promise<T> {
     const epoch = this.epoch;
     const value = await write(this.client);
     if (!this.replicated) return value;
-    const acked = await this.client.wait(1, CONFIRM_TIMEOUT_MS);
-    if (acked < 1 || epoch !== this.epoch) throw new Error("no replica acknowledged the replayed writes");
+    const acked = await this.client.wait(this.needed, CONFIRM_TIMEOUT_MS);
+    if (acked < this.needed || epoch !== this.epoch)
+      throw new Error("the replicas did not acknowledge the replayed writes");
     return value;
   }
 
@@ -193,7 +226,7 @@ export class RedisLink {
   }
 
   private startWait(): Promise<number> {
-    const wait = this.client.wait(1, CONFIRM_TIMEOUT_MS).catch(() => 0);
+    const wait = this.client.wait(this.needed, CONFIRM_TIMEOUT_MS).catch(() => 0);
     void wait.then(() => {
       if (this.currentWait === wait) this.currentWait = undefined;
     });
@@ -231,6 +264,7 @@ export class RedisLink {
 
   async close(): Promise<void> {
     clearInterval(this.pinger);
+    clearInterval(this.counter);
     await this.client.quit().catch(() => this.client.disconnect());
   }
 }

@@ -106,8 +106,9 @@ export class StatusFlusher {
    * Guarded by the creation's resourceVersion, so it never overwrites what
    * someone wrote first (an orchestrator's phase); then the regular write
    * brings the count. Later writes of `countKey` wait for this one.
+   * Returns the write (it never rejects).
    */
-  initial(countKey: string, rr: RemediationRequestObject, deduplication: DeduplicationStatus): void {
+  initial(countKey: string, rr: RemediationRequestObject, deduplication: DeduplicationStatus): Promise<void> {
     const { namespace, name, resourceVersion } = rr.metadata;
     this.creationLoad += 2; // the create and this write
     const write: Promise<void> = this.kube
@@ -123,6 +124,7 @@ export class StatusFlusher {
         if (this.initialWrites.get(countKey) === write) this.initialWrites.delete(countKey);
       });
     this.initialWrites.set(countKey, write);
+    return write;
   }
 
   /** Occurrences counted without Redis (degraded mode), added to the request's status. */

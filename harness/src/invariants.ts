@@ -23,6 +23,8 @@ export interface GeneratorCounts {
    * may have processed them, so the real state may be ahead by at most this.
    */
   unanswered?: number;
+  /** 2xx signals per fingerprint, when the generator knows them: a shortfall names the fingerprints short. */
+  byFingerprint?: Map<string, number>;
 }
 
 export interface RemediationRequest {
@@ -98,26 +100,65 @@ function atLeast(name: string, expected: number, observed: number): Check {
   return { name, expected: `>= ${expected}`, observed, ok: observed >= expected };
 }
 
+/**
+ * D2 per fingerprint, where the generator counted per fingerprint: no fingerprint's requests
+ * hold fewer occurrences than the 2xx it got (an over-count elsewhere cannot hide a loss). The
+ * fingerprints short are named, the largest shortfall first, with their Redis hash's count,
+ * which tells a count Redis lost from one never written to the request.
+ */
+async function perFingerprint(
+  rrs: RemediationRequest[],
+  seen: GeneratorCounts,
+  redis: StartedRedisServer | StartedRedisSentinelGroup,
+): Promise<Check[]> {
+  if (!seen.byFingerprint) return [];
+  const counted = new Map<string, number>();
+  for (const rr of rrs) {
+    const fp = rr.spec.signalFingerprint;
+    counted.set(fp, (counted.get(fp) ?? 0) + (rr.status?.deduplication?.occurrenceCount ?? 0));
+  }
+  const short = [...seen.byFingerprint]
+    .map(([fp, answered]) => ({ fp, answered, counted: counted.get(fp) ?? 0 }))
+    .filter((s) => s.counted < s.answered)
+    .sort((a, b) => b.answered - b.counted - (a.answered - a.counted));
+  const check: Check = {
+    name: "D2 per fingerprint: no fingerprint counted fewer occurrences than its signals answered 2xx",
+    expected: `0 of ${seen.byFingerprint.size} fingerprints short`,
+    observed: "0 short",
+    ok: short.length === 0,
+  };
+  if (short.length === 0) return [check];
+  const inRedis = (await redisOccurrences(redis)).byFingerprint;
+  const shown = short
+    .slice(0, 5)
+    .map(
+      (s) => `${s.fp.slice(0, 16)} answered ${s.answered}, counted ${s.counted}, Redis ${inRedis.get(s.fp) ?? "none"}`,
+    );
+  return [{ ...check, observed: `${short.length} short: ${shown.join("; ")}` }];
+}
+
 /** Sum of the `count` field over all deduplication hashes in Redis. */
 async function redisOccurrences(
   redis: StartedRedisServer | StartedRedisSentinelGroup,
-): Promise<{ keys: number; sum: number }> {
+): Promise<{ keys: number; sum: number; byFingerprint: Map<string, number> }> {
   const client = redis.client();
   try {
-    let keys = 0;
     let sum = 0;
+    const byFingerprint = new Map<string, number>();
     let cursor = "0";
     do {
       const [next, batch] = await client.scan(cursor, "MATCH", DEDUP_KEYS, "COUNT", 1000);
       cursor = next;
       const pipeline = client.pipeline();
       for (const key of batch) pipeline.hget(key, "count");
-      for (const [, value] of (await pipeline.exec()) ?? []) {
-        keys++;
-        sum += Number(value ?? 0);
-      }
+      const values = (await pipeline.exec()) ?? [];
+      batch.forEach((key, i) => {
+        const value = Number(values[i]?.[1] ?? 0);
+        byFingerprint.set(key.slice(DEDUP_KEYS.length - 1), value);
+        sum += value;
+      });
     } while (cursor !== "0");
-    return { keys, sum };
+    return { keys: byFingerprint.size, sum, byFingerprint };
   } finally {
     client.disconnect();
   }
@@ -176,6 +217,7 @@ export async function reconcile(
         slack,
       ),
       count("D2/D3: sum of status.deduplication.occurrenceCount = signals answered 2xx", signals, occurrences, slack),
+      ...(await perFingerprint(rrs, seen, targets.redis)),
       count("Redis: sum of dedup hash counts = signals answered 2xx", signals, redis.sum, slack),
       count(
         "audit: gateway.signal.received events = signals answered 2xx",
@@ -237,6 +279,7 @@ async function noLoss(targets: AccountingTargets, seen: GeneratorCounts): Promis
       signals,
       occurrences,
     ),
+    ...(await perFingerprint(rrs, seen, targets.redis)),
     atLeast(
       "audit complete: gateway.signal.received events >= signals answered 2xx",
       signals,

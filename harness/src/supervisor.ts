@@ -205,11 +205,12 @@ export class ManagedProcess {
     return this.exitPromise ?? Promise.resolve(this.lastExit ?? { code: null, signal: null });
   }
 
-  async start(): Promise<this> {
+  /** `extraArgs` follow the spec's arguments for this start only (a restart in another role). */
+  async start(extraArgs: string[] = []): Promise<this> {
     if (this.running) return this;
     ensureReaper();
     const fd = openSync(this.logPath, "a");
-    const child = spawn(this.spec.command, this.spec.args ?? [], {
+    const child = spawn(this.spec.command, [...(this.spec.args ?? []), ...extraArgs], {
       cwd: this.spec.cwd,
       env: { ...process.env, ...this.spec.env },
       stdio: ["ignore", fd, fd],

@@ -361,15 +361,18 @@ export class StartedRedisSentinelGroup {
   }
 
   /**
-   * Starts a killed node again (empty, as after a crash without persistence)
-   * and waits until the sentinels have made it a replica of the current master.
+   * Starts a killed node again, empty (as after a crash without persistence) and as a replica
+   * of the master the sentinels name, as a pod's start script asks Sentinel first: a node back
+   * as a master would take writes (a client following a sentinel that has not seen the failover
+   * yet) until the sentinels demote it and its resync drops them. Waits until the sentinels
+   * count it as a replica of the current master.
    */
   async restart(node: Address, { timeoutMs = 60_000 } = {}): Promise<void> {
     const server = this.getServer(node);
     if (server.process.running) {
       throw new Error(`restart(${show(node)}): the node is running; restart brings back a killed node`);
     }
-    await server.start();
+    await server.start(await this.getMaster());
     await eventually(
       async () => {
         const [master, info] = await Promise.all([this.getMaster(), this.getReplicationInfo(node)]);

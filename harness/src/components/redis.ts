@@ -1,4 +1,5 @@
-import { rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { binary, scratchDir } from "../paths.js";
 import { freePort } from "../ports.js";
@@ -103,9 +104,14 @@ export class StartedRedisServer implements StartedRedis {
     await this.process.kill();
   }
 
-  /** Start again on the same port after a stop or kill. */
-  async start(): Promise<void> {
-    await this.process.start();
+  /**
+   * Start again on the same port after a stop or kill, empty (as after a crash without
+   * persistence: a replica keeps the RDB of its last full sync, which is removed), optionally
+   * as a replica of `replicaOf`.
+   */
+  async start(replicaOf?: { host: string; port: number }): Promise<void> {
+    for (const file of readdirSync(this.dir)) if (file.endsWith(".rdb")) rmSync(join(this.dir, file), { force: true });
+    await this.process.start(replicaOf ? ["--replicaof", replicaOf.host, String(replicaOf.port)] : []);
   }
 
   async stop(): Promise<void> {

@@ -26,7 +26,10 @@ describe("infra/redis-failover", () => {
       },
     ]);
     // One kill is enough: it drops the half second of writes the replicas missed.
-    const result = await runExperiment(redisFailover({ mode: "ci", seed: 1, kills: 1 }), { progress, gatewayMain: main });
+    const result = await runExperiment(redisFailover({ mode: "ci", seed: 1, kills: 1 }), {
+      progress,
+      gatewayMain: main,
+    });
     progress(`patched gateway: ${result.verdict}: ${result.reason}`);
     expect(result.verdict).toBe("Fail");
     // The writes the replicas missed were acknowledged all the same: counts short of the 2xx answers.

@@ -369,6 +369,7 @@ export class Deduplicator {
 
   private async sightInKubernetes(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
     const fp = signal.fingerprint;
+    // A creation of this fingerprint here (claimed in Redis before it went away, or in this mode) first.
     const local = this.creating.get(fp);
     if (local) {
       await waitUntil(local, Date.now() + maxWaitMs(cfg));

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 
 /** A Lua script run by SHA, loaded on first use (and again after a failover to a node without it). */
@@ -23,6 +23,16 @@ export class LuaScript {
  * namespace without the namespace in the key.
  */
 export const dedupKey = (fingerprint: string) => `gateway:dedup:fingerprint:${fingerprint}`;
+
+/**
+ * A source of the ids the scripts remember in a hash's `tokens` (sighting tokens, degraded-count
+ * additions): unique across processes and calls, without spaces (the list is space-delimited).
+ */
+export function tokenSource(): () => string {
+  const prefix = randomUUID().slice(0, 8);
+  let next = 0;
+  return () => `${prefix}.${(next++).toString(36)}`;
+}
 
 /** Storm window hashes (the dedup scripts count repeats of storm members there too). */
 export const STORM_WINDOW_PREFIX = "gateway:storm:window:";

@@ -1,6 +1,5 @@
-import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import { dedupKey, RECORD, RELEASE, SIGHT, windowKey } from "./dedup-scripts.js";
+import { dedupKey, RECORD, RELEASE, SIGHT, tokenSource, windowKey } from "./dedup-scripts.js";
 import { type KubeClient, oldestActive } from "./kube.js";
 import type { Log } from "./log.js";
 import { type RedisLink, RedisUnavailableError } from "./redis-link.js";
@@ -119,8 +118,7 @@ export class Deduplicator {
   private readonly repairs = new Map<string, (redis: Redis) => Promise<unknown>>();
   /** Degraded mode: creations with no known outcome, by fingerprint (Claim.orphans). */
   private readonly orphans = new Map<string, string[]>();
-  private readonly tokenPrefix = randomUUID().slice(0, 8);
-  private tokens = 0;
+  private readonly nextToken = tokenSource();
 
   constructor(
     private readonly redis: RedisLink,
@@ -133,8 +131,7 @@ export class Deduplicator {
   /** `namespace` is where the request lives or would be created (placement). */
   async sight(signal: Signal, namespace: string, cfg: GatewayConfig): Promise<Sighting> {
     if (this.redis.available()) {
-      // Unique per sighting and without spaces (the scripts keep recent tokens space-delimited).
-      const token = `${this.tokenPrefix}.${(this.tokens++).toString(36)}`;
+      const token = this.nextToken();
       try {
         return await this.sightInRedis(signal, cfg, token);
       } catch (err) {

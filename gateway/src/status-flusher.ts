@@ -1,5 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { ADD_COUNT } from "./dedup-scripts.js";
+import { ADD_COUNT, tokenSource } from "./dedup-scripts.js";
 import { KubeApiError, type KubeClient } from "./kube.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -70,8 +69,7 @@ export class StatusFlusher {
    * unique id: an addition whose answer was lost is redone with its id and not counted twice.
    */
   private readonly debts = new Map<string, { countKey: string; ref: string; delta: number }>();
-  private debtIds = 0;
-  private readonly debtPrefix = randomUUID().slice(0, 8);
+  private readonly nextDebtId = tokenSource();
   private readonly writing = new Set<Promise<void>>();
   /** First status writes of requests just created, by key: later writes of the key wait for them (order). */
   private readonly initialWrites = new Map<string, Promise<void>>();
@@ -278,7 +276,7 @@ export class StatusFlusher {
         rr.metadata.resourceVersion,
       );
       this.metrics.dedupStatusUpdates.inc({ result: "success" });
-      const id = `${this.debtPrefix}.d${(this.debtIds++).toString(36)}`;
+      const id = this.nextDebtId();
       this.debts.set(id, { countKey: entry.countKey, ref: refText(ref), delta: entry.delta });
     } catch (err) {
       this.failed(err, refText(ref));

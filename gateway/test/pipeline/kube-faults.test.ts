@@ -24,27 +24,19 @@ describe("Kubernetes API behind Toxiproxy: slow answers", () => {
   let run: RunningPipeline;
 
   beforeAll(async () => {
-    [redis, kube, toxiproxy] = await Promise.all([
-      new RedisServer().start(),
-      startKube({ slow: {} }),
-      new ToxiproxyServer().start(),
-    ]);
-    proxy = await toxiproxy.createProxy("kube-api", new URL(kube.getServerUrl()).host);
-    const kubeconfigPath = kubeconfigVia(kube, proxy);
-    run = await startPipeline(
-      testConfig({
-        redis: { url: redis.getConnectionUrl() },
-        kubernetes: { kubeconfigPath, requestTimeout: "800ms" },
-        processing: { retry: { maxAttempts: 3, initialBackoff: "100ms", maxBackoff: "5s" } },
-        dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
-      }),
-    );
+    ({
+      redis,
+      kube,
+      toxiproxy,
+      kubeLink: proxy,
+      run,
+    } = await startLinks({ slow: {} }, false, {
+      kubernetes: { requestTimeout: "800ms" },
+      processing: { retry: { maxAttempts: 3, initialBackoff: "100ms", maxBackoff: "5s" } },
+    }));
   });
 
-  afterAll(async () => {
-    await run?.pipeline.close();
-    await Promise.all([redis?.stop(), kube?.stop(), toxiproxy?.stop()]);
-  });
+  afterAll(() => stopLinks(run, redis, kube, toxiproxy));
 
   it("answers 504 after bounded retries when every call times out, then creates exactly one request once the API is fast again", async () => {
     const signal = podAlert({ namespace: "slow" });
@@ -84,27 +76,24 @@ describe("Redis lost in the middle of a creation", () => {
   let direct: Redis;
 
   beforeAll(async () => {
-    [redis, kube, toxiproxy] = await Promise.all([
-      new RedisServer().start(),
-      startKube({ outage: {} }),
-      new ToxiproxyServer().start(),
-    ]);
-    redisLink = await toxiproxy.createProxy("redis", `${redis.getHost()}:${redis.getPort()}`);
-    kubeLink = await toxiproxy.createProxy("kube-api", new URL(kube.getServerUrl()).host);
-    run = await startPipeline(
-      testConfig({
-        redis: { url: `redis://${redisLink.getListen()}` },
-        kubernetes: { kubeconfigPath: kubeconfigVia(kube, kubeLink), requestTimeout: "5s" },
-        dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
-      }),
-    );
+    let link: ToxicProxy | undefined;
+    ({
+      redis,
+      kube,
+      toxiproxy,
+      kubeLink,
+      redisLink: link,
+      run,
+    } = await startLinks({ outage: {} }, true, {
+      kubernetes: { requestTimeout: "5s" },
+    }));
+    redisLink = link as ToxicProxy;
     direct = new Redis(redis.getConnectionUrl());
   });
 
   afterAll(async () => {
     direct?.disconnect();
-    await run?.pipeline.close();
-    await Promise.all([redis?.stop(), kube?.stop(), toxiproxy?.stop()]);
+    await stopLinks(run, redis, kube, toxiproxy);
   });
 
   it("records the request once Redis is back: the next sighting is a duplicate, not held for the claim's lease", async () => {
@@ -129,6 +118,41 @@ describe("Redis lost in the middle of a creation", () => {
     expect(again).toMatchObject({ status: "duplicate", remediationRequestName: rr?.metadata.name, occurrenceCount: 2 });
   });
 });
+
+/**
+ * Redis, an API server with `namespaces`, and a pipeline that reaches the API server (and, with
+ * `proxyRedis`, Redis) through Toxiproxy, with the given Kubernetes and processing settings.
+ */
+async function startLinks(
+  namespaces: Parameters<typeof startKube>[0],
+  proxyRedis: boolean,
+  settings: { kubernetes: Record<string, unknown>; processing?: Record<string, unknown> },
+) {
+  const [redis, kube, toxiproxy] = await Promise.all([
+    new RedisServer().start(),
+    startKube(namespaces),
+    new ToxiproxyServer().start(),
+  ]);
+  const kubeLink = await toxiproxy.createProxy("kube-api", new URL(kube.getServerUrl()).host);
+  const redisLink = proxyRedis
+    ? await toxiproxy.createProxy("redis", `${redis.getHost()}:${redis.getPort()}`)
+    : undefined;
+  const base = testConfig({
+    redis: { url: redisLink ? `redis://${redisLink.getListen()}` : redis.getConnectionUrl() },
+    kubernetes: { kubeconfigPath: kubeconfigVia(kube, kubeLink), ...settings.kubernetes },
+    dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
+    ...(settings.processing ? { processing: settings.processing } : {}),
+  });
+  return { redis, kube, toxiproxy, kubeLink, redisLink, run: await startPipeline(base) };
+}
+
+async function stopLinks(
+  run: RunningPipeline | undefined,
+  ...components: ({ stop(): Promise<unknown> } | undefined)[]
+): Promise<void> {
+  await run?.pipeline.close();
+  await Promise.all(components.map((c) => c?.stop()));
+}
 
 /** A copy of the API server's kubeconfig that reaches it through `proxy` (its certificate is for 127.0.0.1, any port). */
 function kubeconfigVia(kube: StartedKubeApiServer, proxy: ToxicProxy): string {

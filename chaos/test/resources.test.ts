@@ -89,10 +89,11 @@ describe("resources/memory", () => {
 });
 
 describe("resources/cpu", () => {
-  // Gateway finding: throttled to a quarter core its shed answers took 8.7 s at p99 (bound 1 s):
-  // shedding is not cheap enough under CPU starvation (issue 11's "sheds cheaply"). Skipped here,
-  // `./taskw chaos:resources` fails on it.
-  it.skip("holds: throttled to a quarter core it sheds quickly, answers what it accepts within a bound, recovers (skipped: gateway finding, shed p99 8.7 s under a 0.25-core quota)", async () => {
+  // Gateway finding: throttled to a quarter core its shed answers took 6.8-10 s at p99 (bound 1 s).
+  // The requests of the quota's first two seconds wait in the kernel: 150-256 new connections sit in
+  // the listen socket's accept queue, drained at ~30/s (README, "Chaos"); once read, they are
+  // answered within 0.6 s. Skipped here until that is fixed; `./taskw chaos:resources` fails on it.
+  it.skip("holds: throttled to a quarter core it sheds quickly, answers what it accepts within a bound, recovers (skipped: gateway finding, shed p99 6.8-10 s under a 0.25-core quota, connections waiting to be accepted)", async () => {
     const result = await runExperiment(cpu(ci), { progress });
     expect(result.reason).toBe("");
     expect(result.verdict).toBe("Pass");

@@ -20,7 +20,7 @@ export interface AppOptions {
   auth?: CachedTokenReviewer;
   lifecycle?: Lifecycle;
   /** Test seams for load protection (clock, event-loop lag). */
-  protection?: Pick<ProtectionOptions, "now" | "eventLoopLagMs">;
+  protection?: Pick<ProtectionOptions, "now" | "eventLoopLagMs" | "eventLoopUtilization">;
 }
 
 const SECURITY_HEADERS: [string, string][] = [

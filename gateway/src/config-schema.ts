@@ -305,6 +305,16 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     reloadable: true,
     description: "Event-loop delay (p99) beyond which requests are shed with 503.",
   },
+  {
+    path: "backpressure.maxEventLoopUtilization",
+    type: "number",
+    default: 1,
+    min: 0.5,
+    max: 1,
+    reloadable: true,
+    description:
+      "Share of the last 200 ms the event loop was busy beyond which requests are shed with 503 (1: off). Below 1 (e.g. 0.9) where a CPU limit is tight: it also sheds a warming-up process.",
+  },
   // --- namespaces
   {
     path: "namespaces.allow",

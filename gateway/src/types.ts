@@ -100,7 +100,7 @@ export interface GatewayConfig {
     /** Key clients by the first X-Forwarded-For hop (only behind a trusted proxy). */
     trustForwardedFor?: boolean;
   };
-  backpressure: { maxInFlight: number; maxEventLoopLagMs: number };
+  backpressure: { maxInFlight: number; maxEventLoopLagMs: number; maxEventLoopUtilization: number };
   namespaces: { allow: string[]; deny: string[]; fallbackNamespace: string };
   dataStorage: {
     url: string;

@@ -19,7 +19,7 @@ export interface SignalRoutesOptions {
   metrics: Metrics;
   lifecycle: Lifecycle;
   reviewer?: CachedTokenReviewer;
-  protection?: Pick<ProtectionOptions, "now" | "eventLoopLagMs">;
+  protection?: Pick<ProtectionOptions, "now" | "eventLoopLagMs" | "eventLoopUtilization">;
 }
 
 /** An alert of a batch that could not be processed for a reason retrying will not fix. */

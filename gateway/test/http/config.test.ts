@@ -166,7 +166,7 @@ describe("configuration values", () => {
         environment: { cacheTtlMs: 30_000, overrides: {} },
       },
       rateLimit: { enabled: true, requestsPerSecond: 100, burst: 200, trustForwardedFor: false },
-      backpressure: { maxInFlight: 500, maxEventLoopLagMs: 1000 },
+      backpressure: { maxInFlight: 500, maxEventLoopLagMs: 1000, maxEventLoopUtilization: 1 },
       namespaces: { allow: [], deny: [], fallbackNamespace: "kubernaut-system" },
       dataStorage: {
         url: "http://127.0.0.1:8085",

@@ -131,6 +131,27 @@ describe("backpressure", () => {
     expect((await send()).statusCode).toBe(201);
   });
 
+  it("sheds while the event loop is busier than maxEventLoopUtilization", async () => {
+    let busy = 0.5;
+    t = await testApp(
+      { backpressure: { maxEventLoopUtilization: 0.9 } },
+      { protection: { eventLoopUtilization: () => busy } },
+    );
+    expect((await send()).statusCode).toBe(201);
+    busy = 0.97;
+    const shed = await send();
+    expect(shed.statusCode).toBe(503);
+    expect(shed.headers["retry-after"]).toBe("1");
+    expect(shed.json().detail).toBe("the gateway is overloaded (event loop busy 97 % of the time); retry shortly");
+    busy = 0.6;
+    expect((await send()).statusCode).toBe(201);
+  });
+
+  it("does not shed on utilization by default, however busy the loop", async () => {
+    t = await testApp({}, { protection: { eventLoopUtilization: () => 1 } });
+    expect((await send()).statusCode).toBe(201);
+  });
+
   it("refuses new work with 503 + Connection: close once closing", async () => {
     const lifecycle = new Lifecycle();
     t = await testApp({}, { lifecycle });

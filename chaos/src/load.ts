@@ -30,6 +30,20 @@ export interface Answer {
   signals: number;
   /** "valid" background traffic or a deliberately corrupted body. */
   kind: "valid" | "corrupt";
+  /** Why a non-2xx came: the problem's detail (numbers as N), or the client's error with no answer. */
+  reason?: string;
+}
+
+/** A non-2xx answer's reason, with its numbers as N so that answers of one kind tally together. */
+function refusalReason(status: number, body: string, error: string): string {
+  if (status === 0) return error.slice(0, 120);
+  let detail = "";
+  try {
+    detail = String((JSON.parse(body) as { detail?: unknown }).detail ?? "");
+  } catch {
+    detail = body;
+  }
+  return detail.replace(/\d+(\.\d+)?/g, "N").slice(0, 120);
 }
 
 export interface LoadOptions {
@@ -316,6 +330,9 @@ export class BackgroundLoad {
       contentType: res.headers["Content-Type"] ?? "",
       signals,
       kind,
+      ...(res.status >= 200 && res.status < 300
+        ? {}
+        : { reason: refusalReason(res.status, String(res.body ?? ""), res.error) }),
     });
     if (kind !== "valid") return;
     if (res.status === 0) this.counts.unanswered += signals;

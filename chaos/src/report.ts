@@ -89,6 +89,19 @@ export function markdownReport(summary: ChaosSummary, charts: Record<string, str
         ),
         "",
       );
+      const reasons = e.faults.filter((f) => Object.keys(f.errorsByReason).length > 0);
+      if (reasons.length)
+        lines.push(
+          "Non-2xx answers in each window, by reason:",
+          "",
+          ...reasons.map(
+            (f) =>
+              `- ${f.name} #${f.occurrence}: ${Object.entries(f.errorsByReason)
+                .map(([r, n]) => `${n} x ${r}`)
+                .join("; ")}`,
+          ),
+          "",
+        );
     }
     if (e.probes.length) {
       lines.push(

@@ -39,6 +39,8 @@ export interface FaultRecord {
   /** First to last non-2xx answer sent between injection and removal (+ recovery): the unavailability window. */
   window: { from: number; to: number; ms: number } | null;
   errorsByStatus: Record<string, number>;
+  /** The same answers by status and reason (the problem's detail), most frequent first. */
+  errorsByReason: Record<string, number>;
   figures: Record<string, number | string>;
   error?: string;
 }
@@ -151,11 +153,14 @@ export function timeline(answers: Answer[]): TimelineBucket[] {
     }));
 }
 
-function byStatus(answers: Answer[]): Record<string, number> {
+function tally(answers: Answer[], key: (a: Answer) => string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const a of answers) out[String(a.status)] = (out[String(a.status)] ?? 0) + 1;
-  return out;
+  for (const a of answers) out[key(a)] = (out[key(a)] ?? 0) + 1;
+  return Object.fromEntries(Object.entries(out).sort((x, y) => y[1] - x[1]));
 }
+
+const byStatus = (answers: Answer[]) => tally(answers, (a) => String(a.status));
+const byReason = (answers: Answer[]) => tally(answers, (a) => `${a.status}: ${a.reason ?? ""}`);
 
 /** Valid-traffic answers sent in [from, to]. */
 function answersBetween(load: BackgroundLoad, from: number, to: number): Answer[] {
@@ -404,6 +409,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
       const answers = answersBetween(load, record.injectedAt, until);
       record.window = windowOf(answers);
       record.errorsByStatus = byStatus(answers.filter((a) => !is2xx(a.status)));
+      record.errorsByReason = byReason(answers.filter((a) => !is2xx(a.status)));
     }
     clearInterval(status);
     result.probes.push(...(await continuous.stop()));
@@ -486,6 +492,7 @@ async function runFault(
     removedAt: null,
     window: null,
     errorsByStatus: {},
+    errorsByReason: {},
     figures: {},
   };
   let injected: InjectedFault | undefined;

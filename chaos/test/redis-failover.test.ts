@@ -9,8 +9,9 @@ const failed = (r: Awaited<ReturnType<typeof runExperiment>>) => r.invariants.fi
 describe("infra/redis-failover", () => {
   // Gateway finding: in 1 of 3 clean-clone CI runs (and 1 of 8 CLI runs on a loaded machine) the
   // answers kept flickering to 503 after the last kill (~250 per 2 s for 10 s), so the recovery
-  // check ("all 2xx again within 30 s") failed; D1, D2 per fingerprint and audit held. Skipped here
-  // until that tail is understood; `./taskw chaos:redis-failover` shows it when it happens.
+  // check ("all 2xx again within 30 s") failed; D1, D2 per fingerprint and audit held. Seen again
+  // from a clean clone: all of them the in-flight bound, once the killed node had resynced (README,
+  // "Chaos"). Skipped here until that tail is fixed; `./taskw chaos:redis-failover` shows it.
   it.skip("holds: each kill's unavailability window measured, no accepted signal lost, no duplicate request (skipped: gateway finding, 503s after the last kill in 1 of 3 CI runs)", async () => {
     const result = await runExperiment(redisFailover({ mode: "ci", seed: 1 }), { progress });
     expect(result.reason).toBe("");

@@ -408,8 +408,9 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
       const until = result.faults[i + 1]?.injectedAt ?? (recovered ?? Date.now()) + 1_000;
       const answers = answersBetween(load, record.injectedAt, until);
       record.window = windowOf(answers);
-      record.errorsByStatus = byStatus(answers.filter((a) => !is2xx(a.status)));
-      record.errorsByReason = byReason(answers.filter((a) => !is2xx(a.status)));
+      const errors = answers.filter((a) => !is2xx(a.status));
+      record.errorsByStatus = byStatus(errors);
+      record.errorsByReason = byReason(errors);
     }
     clearInterval(status);
     result.probes.push(...(await continuous.stop()));

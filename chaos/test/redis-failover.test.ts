@@ -7,12 +7,10 @@ const progress = (line: string) => process.stdout.write(`${new Date().toISOStrin
 const failed = (r: Awaited<ReturnType<typeof runExperiment>>) => r.invariants.filter((c) => !c.ok).map((c) => c.name);
 
 describe("infra/redis-failover", () => {
-  // Gateway finding: in 1 of 3 clean-clone CI runs, 1 of 8 CLI runs on a loaded machine and 2 of 7
-  // runs on 2026-12-02 the answers kept flickering to 503 after the last kill, so the recovery
-  // check ("all 2xx again within 30 s") failed; D1, D2 per fingerprint and audit held. All of them
-  // the in-flight bound: a WAIT for both replicas takes 110-165 ms at 1000/s and blocks the one Redis
-  // connection (README, "Chaos"). Skipped until that is fixed; `./taskw chaos:redis-failover` shows it.
-  it.skip("holds: each kill's unavailability window measured, no accepted signal lost, no duplicate request (skipped: gateway finding, 503s from the in-flight bound after the last kill in 2 of 7 runs, WAIT blocking the Redis connection)", async () => {
+  // Gateway finding, fixed: the answers kept flickering to 503 after the last kill (2 of 7 runs),
+  // the in-flight bound, because every command queued behind the WAIT on the one Redis connection.
+  // Confirmed writes now have connections of their own (README, "Chaos").
+  it("holds: each kill's unavailability window measured, no accepted signal lost, no duplicate request", async () => {
     const result = await runExperiment(redisFailover({ mode: "ci", seed: 1 }), { progress });
     expect(result.reason).toBe("");
     expect(result.verdict).toBe("Pass");
@@ -26,7 +24,7 @@ describe("infra/redis-failover", () => {
     const main = patchedGateway("no-replica-ack", [
       {
         file: "redis-link.ts",
-        find: "if (!this.replicated) return this.run(operation, call);",
+        find: "if (this.lanes.length === 0) return this.run(operation, call);",
         replace: "return this.run(operation, call);",
       },
     ]);

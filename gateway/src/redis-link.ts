@@ -17,6 +17,12 @@ const PING_INTERVAL_MS = 500;
 const CONFIRM_TIMEOUT_MS = 200;
 /** How often the replicas online are counted (Sentinel mode); also on every reconnection. */
 const REPLICA_COUNT_INTERVAL_MS = 1_000;
+/**
+ * Connections for confirmed writes (Sentinel mode). Each WAIT blocks its lane for a replication
+ * round trip; with several, a write mostly finds one free or about to be, instead of waiting
+ * out one WAIT before its own.
+ */
+const CONFIRM_LANES = 4;
 
 /** Replies that mean "not now" (failover, loading, demoted master) rather than a bug. */
 const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|NOREPLICAS|BUSY|UNBLOCKED|CLUSTERDOWN)/;
@@ -67,18 +73,68 @@ function clientOptions(cfg: GatewayConfig["redis"]): RedisOptions {
 }
 
 /**
- * The gateway's one Redis connection and its availability (section 4):
+ * A connection for confirmed writes (Sentinel mode). WAIT blocks the connection it is sent on
+ * and covers only that connection's writes, so a write and its WAIT share a lane, and the
+ * gateway's other commands never queue behind a WAIT.
+ */
+class ConfirmLane {
+  readonly client: Redis;
+  /** Bumped on every (re)connection: a WAIT on a new connection says nothing about earlier writes. */
+  epoch = 0;
+  private currentWait: Promise<number> | undefined;
+  private nextWait: Promise<number> | undefined;
+  /** When the WAIT in flight was sent; a write joining a busy lane waits for the rest of it. */
+  waitSentAt = 0;
+
+  constructor(options: RedisOptions, log: Log) {
+    this.client = new Redis(options);
+    this.client.on("error", (err: Error) => log.debug({ err: err.message }, "redis connection error"));
+    this.client.on("ready", () => this.epoch++);
+  }
+
+  get busy(): boolean {
+    return this.currentWait !== undefined;
+  }
+
+  /**
+   * Group commit: one WAIT covers every write answered on this lane before it was sent, and
+   * at most one is in flight; callers arriving meanwhile share the next one.
+   */
+  confirm(needed: () => number): Promise<number> {
+    if (this.nextWait) return this.nextWait;
+    if (!this.currentWait) {
+      this.currentWait = this.startWait(needed);
+      return this.currentWait;
+    }
+    this.nextWait = this.currentWait.then(() => {
+      this.nextWait = undefined;
+      this.currentWait = this.startWait(needed);
+      return this.currentWait;
+    });
+    return this.nextWait;
+  }
+
+  private startWait(needed: () => number): Promise<number> {
+    this.waitSentAt = Date.now();
+    const wait = this.client.wait(needed(), CONFIRM_TIMEOUT_MS).catch(() => 0);
+    void wait.then(() => {
+      if (this.currentWait === wait) this.currentWait = undefined;
+    });
+    return wait;
+  }
+}
+
+/**
+ * The gateway's Redis connections and their availability (section 4):
  * `run` retries transient failures until a deadline, then marks Redis
  * unavailable (gateway_redis_available 0) and throws RedisUnavailableError
- * so the caller degrades. A background PING brings it back.
+ * so the caller degrades. A background PING brings it back. With a Sentinel
+ * group, confirmed writes go through CONFIRM_LANES connections of their own.
  */
 export class RedisLink {
-  readonly client: Redis;
+  private readonly client: Redis;
+  private readonly lanes: ConfirmLane[] = [];
   private up = true;
-  /** Only a Sentinel group has replicas whose acknowledgement makes a write survive a failover. */
-  private readonly replicated: boolean;
-  /** Bumped on every (re)connection: a WAIT on a new connection says nothing about earlier writes. */
-  private epoch = 0;
   /**
    * Replicas the master reports online (Sentinel). A write is confirmed once every one of them
    * has it: Sentinel promotes the replica it last saw furthest ahead, which need not be the one
@@ -94,15 +150,13 @@ export class RedisLink {
     private readonly metrics: Metrics,
     private readonly log: Log,
   ) {
-    this.client = new Redis(clientOptions(cfg));
-    this.replicated = cfg.mode === "sentinel";
+    const options = clientOptions(cfg);
+    this.client = new Redis(options);
     this.client.on("error", (err: Error) => this.log.debug({ err: err.message }, "redis connection error"));
-    this.client.on("ready", () => {
-      this.epoch++;
-      void this.countReplicas();
-    });
     this.metrics.redisAvailable.set(1);
-    if (this.replicated) {
+    if (cfg.mode === "sentinel") {
+      for (let i = 0; i < CONFIRM_LANES; i++) this.lanes.push(new ConfirmLane(options, log));
+      this.client.on("ready", () => void this.countReplicas());
       this.counter = setInterval(() => void this.countReplicas(), REPLICA_COUNT_INTERVAL_MS);
       this.counter.unref();
     }
@@ -110,7 +164,6 @@ export class RedisLink {
 
   /** Reads how many replicas the master has online (INFO replication); keeps the last count on failure. */
   private async countReplicas(): Promise<void> {
-    if (!this.replicated) return;
     try {
       const info = await this.client.info("replication");
       this.online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
@@ -120,9 +173,27 @@ export class RedisLink {
   }
 
   /** Replicas a WAIT must hear from: every online one, at least one. */
-  private get needed(): number {
-    return Math.max(1, this.online);
+  private readonly needed = (): number => Math.max(1, this.online);
+
+  /**
+   * A connected lane without a WAIT in flight, else the connected one whose WAIT was sent first
+   * (it ends first). None connected: the first, whose "not writeable" the caller retries.
+   */
+  private pickLane(): ConfirmLane {
+    let best: ConfirmLane | undefined;
+    for (const lane of this.lanes) {
+      if (lane.client.status !== "ready") continue;
+      if (!lane.busy) return lane;
+      if (!best || lane.waitSentAt < best.waitSentAt) best = lane;
+    }
+    return best ?? (this.lanes[0] as ConfirmLane);
   }
+
+  /** Reads and unconfirmed writes: the main connection, or while it reconnects any connected lane. */
+  private readonly anyConnection = (): Redis =>
+    this.client.status === "ready"
+      ? this.client
+      : (this.lanes.find((l) => l.client.status === "ready")?.client ?? this.client);
 
   available(): boolean {
     return this.up;
@@ -133,7 +204,12 @@ export class RedisLink {
     this.recoveryHooks.push(hook);
   }
 
-  async run<T>(operation: string, call: (redis: Redis) => Promise<T>): Promise<T> {
+  /** `connection` is asked again on every attempt: a retry goes where a connection is up. */
+  async run<T>(
+    operation: string,
+    call: (redis: Redis) => Promise<T>,
+    connection: () => Redis = this.anyConnection,
+  ): Promise<T> {
     const deadline = Date.now() + CALL_DEADLINE_MS;
     for (;;) {
       if (!this.up) {
@@ -141,7 +217,7 @@ export class RedisLink {
         throw new RedisUnavailableError(`redis ${operation}: Redis is unavailable`);
       }
       try {
-        const value = await call(this.client);
+        const value = await call(connection());
         this.metrics.redisOperations.inc({ operation, result: "success" });
         return value;
       } catch (err) {
@@ -164,19 +240,24 @@ export class RedisLink {
 
   /**
    * `run` for writes that must survive a Sentinel failover: after the write,
-   * WAIT until every online replica has it (on the same connection). A write that cannot
+   * WAIT until every online replica has it (on the same lane). A write that cannot
    * be confirmed is done again, so it may count twice but is never lost;
    * past the deadline Redis counts as unavailable and the caller degrades.
    * Only for idempotent writes or counts where an over-count is acceptable.
    */
   async runConfirmed<T>(operation: string, call: (redis: Redis) => Promise<T>): Promise<T> {
-    if (!this.replicated) return this.run(operation, call);
+    if (this.lanes.length === 0) return this.run(operation, call);
     const deadline = Date.now() + CALL_DEADLINE_MS;
     for (;;) {
-      const epoch = this.epoch;
-      const value = await this.run(operation, call);
-      const acked = await this.confirmWrites();
-      if (acked >= this.needed && epoch === this.epoch) return value;
+      let lane = this.lanes[0] as ConfirmLane;
+      let epoch = 0;
+      const value = await this.run(operation, call, () => {
+        lane = this.pickLane();
+        epoch = lane.epoch;
+        return lane.client;
+      });
+      const acked = await lane.confirm(this.needed);
+      if (acked >= this.needed() && epoch === lane.epoch) return value;
       this.metrics.redisOperations.inc({ operation, result: "unconfirmed" });
       if (Date.now() >= deadline) {
         this.markDown(operation, new Error("the replicas did not acknowledge the write"));
@@ -189,48 +270,19 @@ export class RedisLink {
   }
 
   /**
-   * For replays (recovery work, settling counts): `write` runs on the client whatever the
-   * availability, then, with a Sentinel group, must be acknowledged by the replicas on the same
-   * connection, or this throws and the caller keeps the work to redo it (it must be idempotent).
+   * For replays (recovery work, settling counts): `write` runs whatever the availability,
+   * then, with a Sentinel group, must be acknowledged by the replicas on the same lane,
+   * or this throws and the caller keeps the work to redo it (it must be idempotent).
    */
   async replay<T>(write: (redis: Redis) => Promise<T>): Promise<T> {
-    const epoch = this.epoch;
-    const value = await write(this.client);
-    if (!this.replicated) return value;
-    const acked = await this.client.wait(this.needed, CONFIRM_TIMEOUT_MS);
-    if (acked < this.needed || epoch !== this.epoch)
+    if (this.lanes.length === 0) return write(this.client);
+    const lane = this.pickLane();
+    const epoch = lane.epoch;
+    const value = await write(lane.client);
+    const acked = await lane.confirm(this.needed);
+    if (acked < this.needed() || epoch !== lane.epoch)
       throw new Error("the replicas did not acknowledge the replayed writes");
     return value;
-  }
-
-  private currentWait: Promise<number> | undefined;
-  private nextWait: Promise<number> | undefined;
-
-  /**
-   * Group commit: one WAIT covers every write answered before it was sent on
-   * this connection, and WAIT blocks the connection, so at most one is in
-   * flight; callers arriving meanwhile share the next one.
-   */
-  private confirmWrites(): Promise<number> {
-    if (this.nextWait) return this.nextWait;
-    if (!this.currentWait) {
-      this.currentWait = this.startWait();
-      return this.currentWait;
-    }
-    this.nextWait = this.currentWait.then(() => {
-      this.nextWait = undefined;
-      this.currentWait = this.startWait();
-      return this.currentWait;
-    });
-    return this.nextWait;
-  }
-
-  private startWait(): Promise<number> {
-    const wait = this.client.wait(this.needed, CONFIRM_TIMEOUT_MS).catch(() => 0);
-    void wait.then(() => {
-      if (this.currentWait === wait) this.currentWait = undefined;
-    });
-    return wait;
   }
 
   private markDown(operation: string, err: Error): void {
@@ -265,6 +317,8 @@ export class RedisLink {
   async close(): Promise<void> {
     clearInterval(this.pinger);
     clearInterval(this.counter);
-    await this.client.quit().catch(() => this.client.disconnect());
+    await Promise.all(
+      [this.client, ...this.lanes.map((lane) => lane.client)].map((c) => c.quit().catch(() => c.disconnect())),
+    );
   }
 }

@@ -60,4 +60,29 @@ describe("RedisLink with a Sentinel group: writes confirmed by every online repl
     await eventually(() => link.available(), { what: "the link available again", timeoutMs: 15_000 });
     await expect(link.runConfirmed("test", (r) => r.set("after", "1"))).resolves.toBe("OK");
   });
+
+  // WAIT blocks the connection it is sent on: on a shared connection every read and write queues
+  // behind it, and under load that wait becomes the gateway's latency (the failover tail).
+  it("answers other commands at once while a confirmed write waits for the replicas", async () => {
+    const frozen = group.getServer(group.getNodes()[1] as { host: string; port: number });
+    frozen.process.pause();
+    const slowest: number[] = [];
+    try {
+      // Unacknowledged, the write's WAIT runs to its timeout again and again until the deadline.
+      const confirmed = link.runConfirmed("test", (r) => r.set("waiting", "1")).catch(() => undefined);
+      for (let i = 0; i < 12; i++) {
+        const started = performance.now();
+        await link.run("test-read", (r) => r.get("confirmed"));
+        slowest.push(performance.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      await confirmed;
+    } finally {
+      frozen.process.resume();
+    }
+    expect(Math.max(...slowest), `read latencies ${slowest.map((ms) => ms.toFixed(0)).join(", ")} ms`).toBeLessThan(
+      100,
+    );
+    await eventually(() => link.available(), { what: "the link available again", timeoutMs: 15_000 });
+  });
 });

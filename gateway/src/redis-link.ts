@@ -72,6 +72,13 @@ function clientOptions(cfg: GatewayConfig["redis"]): RedisOptions {
   };
 }
 
+/** A connection whose errors are logged, not thrown: `run` decides what a failed command means. */
+function connect(options: RedisOptions, log: Log): Redis {
+  const client = new Redis(options);
+  client.on("error", (err: Error) => log.debug({ err: err.message }, "redis connection error"));
+  return client;
+}
+
 /**
  * A connection for confirmed writes (Sentinel mode). WAIT blocks the connection it is sent on
  * and covers only that connection's writes, so a write and its WAIT share a lane, and the
@@ -87,8 +94,7 @@ class ConfirmLane {
   waitSentAt = 0;
 
   constructor(options: RedisOptions, log: Log) {
-    this.client = new Redis(options);
-    this.client.on("error", (err: Error) => log.debug({ err: err.message }, "redis connection error"));
+    this.client = connect(options, log);
     this.client.on("ready", () => this.epoch++);
   }
 
@@ -151,8 +157,7 @@ export class RedisLink {
     private readonly log: Log,
   ) {
     const options = clientOptions(cfg);
-    this.client = new Redis(options);
-    this.client.on("error", (err: Error) => this.log.debug({ err: err.message }, "redis connection error"));
+    this.client = connect(options, log);
     this.metrics.redisAvailable.set(1);
     if (cfg.mode === "sentinel") {
       for (let i = 0; i < CONFIRM_LANES; i++) this.lanes.push(new ConfirmLane(options, log));

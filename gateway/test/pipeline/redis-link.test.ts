@@ -4,6 +4,7 @@ import { eventually } from "../../../harness/src/poll.js";
 import { freePort } from "../../../harness/src/ports.js";
 import { createMetrics } from "../../src/metrics.js";
 import { RedisLink, RedisUnavailableError } from "../../src/redis-link.js";
+import { sleep } from "../../src/retry.js";
 import { metricValue, testConfig, testLog } from "./stack.js";
 
 // Sentinel promotes the replica it last saw furthest ahead, which need not be the one that
@@ -32,6 +33,17 @@ describe("RedisLink with a Sentinel group: writes confirmed by every online repl
     await group?.stop();
   });
 
+  /** Frozen, a replica stays connected and online for the master, but acknowledges nothing. */
+  async function withReplicaFrozen(during: () => Promise<void>): Promise<void> {
+    const frozen = group.getServer(group.getNodes()[1] as { host: string; port: number });
+    frozen.process.pause();
+    try {
+      await during();
+    } finally {
+      frozen.process.resume();
+    }
+  }
+
   it("answers a write once both replicas have it", async () => {
     await expect(link.runConfirmed("test", (r) => r.set("confirmed", "1"))).resolves.toBe("OK");
     for (const replica of group.getNodes().slice(1)) {
@@ -45,17 +57,12 @@ describe("RedisLink with a Sentinel group: writes confirmed by every online repl
   });
 
   it("does not count a write as confirmed while one of the two replicas does not acknowledge it", async () => {
-    // Frozen, the replica stays connected and online for the master, but acknowledges nothing.
-    const frozen = group.getServer(group.getNodes()[1] as { host: string; port: number });
-    frozen.process.pause();
-    try {
+    await withReplicaFrozen(async () => {
       await expect(link.runConfirmed("test", (r) => r.set("unconfirmed", "1"))).rejects.toThrow(RedisUnavailableError);
       expect(
         await metricValue(metrics, "gateway_redis_operations_total", { operation: "test", result: "unconfirmed" }),
       ).toBeGreaterThan(0);
-    } finally {
-      frozen.process.resume();
-    }
+    });
     // Both replicas answering again, the link recovers by itself and confirms writes again.
     await eventually(() => link.available(), { what: "the link available again", timeoutMs: 15_000 });
     await expect(link.runConfirmed("test", (r) => r.set("after", "1"))).resolves.toBe("OK");
@@ -64,22 +71,18 @@ describe("RedisLink with a Sentinel group: writes confirmed by every online repl
   // WAIT blocks the connection it is sent on: on a shared connection every read and write queues
   // behind it, and under load that wait becomes the gateway's latency (the failover tail).
   it("answers other commands at once while a confirmed write waits for the replicas", async () => {
-    const frozen = group.getServer(group.getNodes()[1] as { host: string; port: number });
-    frozen.process.pause();
     const slowest: number[] = [];
-    try {
+    await withReplicaFrozen(async () => {
       // Unacknowledged, the write's WAIT runs to its timeout again and again until the deadline.
       const confirmed = link.runConfirmed("test", (r) => r.set("waiting", "1")).catch(() => undefined);
       for (let i = 0; i < 12; i++) {
         const started = performance.now();
         await link.run("test-read", (r) => r.get("confirmed"));
         slowest.push(performance.now() - started);
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await sleep(30); // spreads the reads over the WAITs and the pauses between them
       }
       await confirmed;
-    } finally {
-      frozen.process.resume();
-    }
+    });
     expect(Math.max(...slowest), `read latencies ${slowest.map((ms) => ms.toFixed(0)).join(", ")} ms`).toBeLessThan(
       100,
     );

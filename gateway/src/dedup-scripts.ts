@@ -145,8 +145,10 @@ return claimed()
  * Records where the signals of this hash went (a RemediationRequest "ns/name"
  * or a storm window "storm:<id>") and ends the claim. When the request was
  * adopted, its existing occurrence count (ARGV[2]) and firstSeen (ARGV[3], may
- * be empty) are added so the count stays authoritative. A ref recorded by
- * someone else first wins. KEYS[1] hash (window hashes use it too).
+ * be empty) are added so the count stays authoritative; the count is kept as
+ * `adoptedCount`, so degraded-mode counts already in it are not added again
+ * (ADD_COUNT). A ref recorded by someone else first wins. KEYS[1] hash (window
+ * hashes use it too).
  * ARGV: ref, baseCount, firstSeen, ttlMs. Returns {ref, count, firstSeen, lastSeen} or nil.
  */
 export const RECORD = new LuaScript(`
@@ -155,7 +157,10 @@ if redis.call('EXISTS', key) == 0 then return nil end
 local current = redis.call('HGET', key, 'remediationRequestRef') or ''
 if current == '' then
   local base = tonumber(ARGV[2])
-  if base > 0 then redis.call('HINCRBY', key, 'count', base) end
+  if base > 0 then
+    redis.call('HINCRBY', key, 'count', base)
+    redis.call('HSET', key, 'adoptedCount', base)
+  end
   if ARGV[3] ~= '' then redis.call('HSET', key, 'firstSeen', ARGV[3]) end
   redis.call('HSET', key, 'remediationRequestRef', ARGV[1])
   current = ARGV[1]
@@ -206,13 +211,27 @@ return {c, ref}
 `);
 
 /**
- * Adds occurrences counted while Redis was unreachable (they went straight to
- * the RemediationRequest's status) to the hash, if it still points at that request;
- * once per id (a retry after a lost answer adds nothing). KEYS[1] hash. ARGV: ref, delta, id.
+ * Adds occurrences counted while Redis was unreachable (they went straight to the request's
+ * status, raising it to ARGV[4]) to the hash; once per id (a retry after a lost answer adds
+ * nothing). KEYS[1] hash. ARGV: ref, delta, id, countInStatus. Returns what became of them:
+ *   added    - counted in the hash;
+ *   included - the hash adopted the request with a status count that already held them;
+ *   gone     - the hash follows no request, or another one: whoever records this request next
+ *              reads its status, which holds them;
+ *   later    - a claimer is creating or adopting the request right now: whether the status it
+ *              read holds them is known once it has recorded it.
  */
 export const ADD_COUNT = new LuaScript(`${TOKENS}
-if redis.call('HGET', KEYS[1], 'remediationRequestRef') ~= ARGV[1] then return 0 end
-if seen(KEYS[1], ARGV[3]) then return 0 end
-remember(KEYS[1], ARGV[3])
-return redis.call('HINCRBY', KEYS[1], 'count', tonumber(ARGV[2]))
+local key, id = KEYS[1], ARGV[3]
+if seen(key, id) then return 'added' end
+local ref = redis.call('HGET', key, 'remediationRequestRef')
+if not ref then return 'gone' end
+if ref == '' and (redis.call('HGET', key, 'claim') or '') ~= '' then return 'later' end
+if ref ~= ARGV[1] then return 'gone' end
+remember(key, id)
+-- The request's status chain only grows until Redis follows it: a count at or below the
+-- adopted one was read by the adopter.
+if tonumber(ARGV[4]) <= tonumber(redis.call('HGET', key, 'adoptedCount') or '0') then return 'included' end
+redis.call('HINCRBY', key, 'count', tonumber(ARGV[2]))
+return 'added'
 `);

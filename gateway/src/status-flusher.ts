@@ -67,8 +67,9 @@ export class StatusFlusher {
   /**
    * Counts written to status while Redis was down, still to be added to the hashes, by a
    * unique id: an addition whose answer was lost is redone with its id and not counted twice.
+   * `inStatus` is the count the write left in status: an adopter that read it or more has them.
    */
-  private readonly debts = new Map<string, { countKey: string; ref: string; delta: number }>();
+  private readonly debts = new Map<string, { countKey: string; ref: string; delta: number; inStatus: number }>();
   private readonly nextDebtId = tokenSource();
   private readonly writing = new Set<Promise<void>>();
   /** First status writes of requests just created, by key: later writes of the key wait for them (order). */
@@ -263,12 +264,13 @@ export class StatusFlusher {
       if (!rr) return;
       const current = rr.status?.deduplication;
       const lastSeenAt = current && current.lastSeenAt > entry.lastSeenAt ? current.lastSeenAt : entry.lastSeenAt;
+      const occurrenceCount = (current?.occurrenceCount ?? 1) + entry.delta;
       await this.kube.patchStatus(
         ref.namespace,
         ref.name,
         {
           deduplication: {
-            occurrenceCount: (current?.occurrenceCount ?? 1) + entry.delta,
+            occurrenceCount,
             firstSeenAt: current?.firstSeenAt ?? entry.firstSeenAt,
             lastSeenAt,
           },
@@ -277,7 +279,12 @@ export class StatusFlusher {
       );
       this.metrics.dedupStatusUpdates.inc({ result: "success" });
       const id = this.nextDebtId();
-      this.debts.set(id, { countKey: entry.countKey, ref: refText(ref), delta: entry.delta });
+      this.debts.set(id, {
+        countKey: entry.countKey,
+        ref: refText(ref),
+        delta: entry.delta,
+        inStatus: occurrenceCount,
+      });
     } catch (err) {
       this.failed(err, refText(ref));
       this.restoreDelta(entry);
@@ -299,17 +306,22 @@ export class StatusFlusher {
    * Adds counts written to status without Redis to the hashes, so the next
    * Redis-based write includes them (and rewrites any lower value written
    * meanwhile). Runs before Redis counts as available again, and after
-   * degraded counts flushed late; throwing leaves the rest for later.
+   * degraded counts flushed late; throwing leaves the rest for later, and so
+   * does a claimer adopting the request right now (ADD_COUNT "later").
    */
   async settleDebts(): Promise<void> {
     const due = [...this.debts];
     if (due.length === 0) return;
-    await this.redis.replay(async (r) => {
-      for (const [id, debt] of due) await ADD_COUNT.run(r, [debt.countKey], [debt.ref, debt.delta, id]);
+    const outcomes = await this.redis.replay(async (r) => {
+      const replies: unknown[] = [];
+      for (const [id, { countKey, ref, delta, inStatus }] of due)
+        replies.push(await ADD_COUNT.run(r, [countKey], [ref, delta, id, inStatus]));
+      return replies;
     });
-    for (const [id, debt] of due) {
+    due.forEach(([id, debt], i) => {
+      if (outcomes[i] === "later") return;
       this.debts.delete(id);
       this.touch(debt.countKey);
-    }
+    });
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { eventually } from "../../../harness/src/poll.js";
 import { dedupKey } from "../../src/dedup.js";
+import { ADD_COUNT, RECORD } from "../../src/dedup-scripts.js";
 import { createMetrics } from "../../src/metrics.js";
 import { RedisLink } from "../../src/redis-link.js";
 import { stormFingerprint } from "../../src/storm.js";
@@ -118,5 +119,35 @@ describe("accounting when Redis answers too late", () => {
     } finally {
       await link.close();
     }
+  });
+});
+
+/**
+ * Degraded-mode counts meet an adoption: the request's status already holds them when the adopter
+ * read it after they were written, and not when it read it before.
+ */
+describe("adding degraded-mode counts to a hash (ADD_COUNT)", () => {
+  const stack = pipelineOnRealStack({});
+  const ref = "tally/rr-adopted";
+  const add = (key: string, delta: number, id: string, inStatus: number) =>
+    ADD_COUNT.run(stack.client, [key], [ref, delta, id, inStatus]);
+
+  it("waits for a claimer, skips what the adopted count holds, adds the rest once", async () => {
+    const key = dedupKey("add-count-test");
+    await stack.client.hset(key, { count: 1, remediationRequestRef: "", claim: "creator.1", tokens: " creator.1 " });
+    expect(await add(key, 3, "debt.1", 4)).toBe("later");
+    expect(await stack.client.hget(key, "count")).toBe("1");
+
+    // The claimer adopts the request with the count its status held: 4, which includes debt.1.
+    await RECORD.run(stack.client, [key], [ref, 4, "", 60_000]);
+    expect(await stack.client.hget(key, "count")).toBe("5");
+    expect(await add(key, 3, "debt.1", 4)).toBe("included");
+    expect(await add(key, 2, "debt.2", 6)).toBe("added");
+    expect(await add(key, 2, "debt.2", 6)).toBe("added"); // a retry after a lost answer
+    expect(await stack.client.hget(key, "count")).toBe("7");
+
+    expect(await ADD_COUNT.run(stack.client, [key], ["tally/another", 1, "debt.3", 9])).toBe("gone");
+    expect(await add(dedupKey("add-count-none"), 1, "debt.4", 2)).toBe("gone");
+    expect(await stack.client.hget(key, "count")).toBe("7");
   });
 });

@@ -188,7 +188,7 @@ export interface AccountingTargets {
 export async function reconcile(
   targets: AccountingTargets,
   seen: GeneratorCounts,
-  settle: Pick<SettleOptions, "stallMs" | "maxMs"> = { stallMs: 30_000, maxMs: 600_000 },
+  settle: SettleOptions = { stallMs: 30_000, maxMs: 600_000 },
   mode: "exact" | "no-loss" = "exact",
 ): Promise<Check[]> {
   const signals = seen.created + seen.duplicate + seen.stormAggregated;

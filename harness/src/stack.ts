@@ -9,6 +9,7 @@ import { RedisServer, type StartedRedisServer } from "./components/redis.js";
 import { RedisSentinelGroup, StartedRedisSentinelGroup } from "./components/redis-sentinel.js";
 import { type StartedToxiproxyServer, type ToxicProxy, ToxiproxyServer } from "./components/toxiproxy.js";
 import { currentRunDir, scratchDir } from "./paths.js";
+import { freePort } from "./ports.js";
 
 /** Endpoints of a running stack, as written to results/stack.json. */
 export interface StackEndpoints {
@@ -135,6 +136,14 @@ export class LocalStack {
     return this;
   }
 
+  /** Where the gateway listens, as Prometheus reaches it: the configured address, else a free port. */
+  private async gatewayListenAddress(): Promise<string> {
+    const configured = (this.gatewayConfig.server as ConfigTree | undefined)?.listenAddress;
+    return typeof configured === "string"
+      ? configured.replace(/^0\.0\.0\.0:/, "127.0.0.1:")
+      : `127.0.0.1:${await freePort()}`;
+  }
+
   async start(): Promise<StartedLocalStack> {
     // What started so far, stopped again if a later component fails to start.
     const started: { stop(): Promise<unknown> }[] = [];
@@ -152,10 +161,16 @@ export class LocalStack {
       const toxiproxy = this.toxiproxy ? track(await new ToxiproxyServer().start()) : undefined;
       const group = new RedisSentinelGroup();
       if (toxiproxy) group.withReplicationProxy(toxiproxy);
-      const [redis, kube, dataStorage] = await Promise.all([
+      // The gateway's address first, so Prometheus starts beside the dependencies: it applies its
+      // targets only some 5 s after it starts, time that now passes while they start.
+      const listen = this.gateway ? await this.gatewayListenAddress() : undefined;
+      const prometheus = new PrometheusServer();
+      if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
+      const [redis, kube, dataStorage, prom] = await Promise.all([
         this.sentinel ? group.start().then(track) : new RedisServer().start().then(track),
         new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start().then(track),
         new DataStorageService().start().then(track),
+        prometheus.start().then(track),
       ]);
       for (const [name, labels] of Object.entries({ "kubernaut-system": {}, ...this.namespaces })) {
         await kube.createNamespace(name, labels);
@@ -165,6 +180,7 @@ export class LocalStack {
       let links: ProxiedLinks | undefined;
       if (this.gateway) {
         const process = new GatewayProcess().withConfig({
+          server: { listenAddress: listen },
           redis: deps?.redisConfig ?? redisConfig(redis),
           kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
           dataStorage: { url: deps ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl() },
@@ -179,9 +195,6 @@ export class LocalStack {
           links = { ...deps, proxies: { ...deps.proxies, ingress } };
         }
       }
-      const prometheus = new PrometheusServer();
-      if (gateway) prometheus.withScrapeTarget("gateway", new URL(gateway.getUrl()).host, { scrapeInterval: "1s" });
-      const prom = track(await prometheus.start());
       return new StartedLocalStack(redis, kube, dataStorage, prom, gateway, links);
     } catch (err) {
       await Promise.allSettled(started.reverse().map((c) => c.stop()));

@@ -3,6 +3,9 @@
 import type { Experiment, Probe, RunParameters } from "../src/experiment.js";
 import { gatewayAlive, gatewayReady, redisAvailable, requestsExist } from "./probes.js";
 
+/** Load before the first fault: the baseline is its last 5 s. */
+const leadIn = (p: RunParameters) => (p.mode === "full" ? 10_000 : 5_000);
+
 /** The gateway's RemediationRequest index follows the API server (its watch is open), as Prometheus scraped it. */
 const indexSynced: Probe = {
   name: "gateway index follows the API server",
@@ -27,7 +30,7 @@ export function redisFailover(p: RunParameters): Experiment {
     name: "infra/redis-failover",
     description: `The Sentinel master SIGKILLed ${kills} times under load, with lagging replicas: no accepted signal lost, no duplicate request, the gateway never restarted.`,
     stack: { redis: "sentinel", replicationLatencyMs: 20 },
-    load: { rate: p.rate ?? 1000, leadInMs: 10_000 },
+    load: { rate: p.rate ?? 1000, leadInMs: leadIn(p) },
     probes: [gatewayReady, gatewayAlive, redisAvailable, requestsExist],
     faults: [
       {
@@ -65,7 +68,7 @@ export function kubeRestart(p: RunParameters): Experiment {
     name: "infra/kube-restart",
     description: `kube-apiserver stopped for ${downMs / 1000} s and started again, then etcd the same, under load: no accepted signal lost, the gateway's index resyncs and creations succeed again without a restart.`,
     stack: { redis: "single" },
-    load: { rate: p.rate ?? 200, leadInMs: 10_000 },
+    load: { rate: p.rate ?? 200, leadInMs: leadIn(p) },
     probes: [gatewayReady, gatewayAlive, requestsExist, indexSynced],
     faults: [
       { name: "stop kube-apiserver", action: { kind: "stop-kube-apiserver" }, durationMs: downMs },
@@ -84,13 +87,13 @@ export function kubeRestart(p: RunParameters): Experiment {
 
 /**
  * Data Storage answering 503, then stalling every write, then SIGKILLed (and started again),
- * one third of DURATION each (`--duration`; 30 s in ci mode, 10 min in full mode). Audit must
+ * one third of DURATION each (`--duration`; 18 s in ci mode, 10 min in full mode). Audit must
  * never be in a signal's way: latency stays near the baseline, the events wait in memory and the
  * on-disk journal (a small memory buffer, so the journal is used within seconds), and after
  * recovery every one of them reaches Data Storage, in order.
  */
 export function dataStorageOutage(p: RunParameters): Experiment {
-  const totalMs = p.durationMs ?? (p.mode === "full" ? 600_000 : 30_000);
+  const totalMs = p.durationMs ?? (p.mode === "full" ? 600_000 : 18_000);
   if (totalMs < 3_000) throw new Error(`duration: the outage needs at least 3s, 1s per phase (got: ${totalMs} ms)`);
   const phaseMs = Math.round(totalMs / 3);
   const phase = (mode: "fail" | "stall" | "kill", name: string) => ({
@@ -103,7 +106,7 @@ export function dataStorageOutage(p: RunParameters): Experiment {
     description: `Data Storage answering 503, stalling, then killed, ${phaseMs / 1000} s each: signal latency near the baseline, audit journaled meanwhile, every event delivered in order afterwards.`,
     // 2000 events in memory (about 5 s of this load) before the journal takes them.
     stack: { redis: "single", gateway: { dataStorage: { bufferSize: 2000 } } },
-    load: { rate: p.rate ?? 200, leadInMs: 10_000 },
+    load: { rate: p.rate ?? 200, leadInMs: leadIn(p) },
     probes: [gatewayReady, gatewayAlive, requestsExist],
     faults: [
       phase("fail", "Data Storage answers 503"),

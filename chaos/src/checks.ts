@@ -115,7 +115,9 @@ async function auditDropsCounted(
       },
     ];
   };
-  checks.push(...(await untilSettled(gather, (c) => c.every((x) => x.ok), { stallMs: 15_000, maxMs: 120_000, ...SAMPLING })));
+  checks.push(
+    ...(await untilSettled(gather, (c) => c.every((x) => x.ok), { stallMs: 15_000, maxMs: 120_000, ...SAMPLING })),
+  );
 }
 
 /**

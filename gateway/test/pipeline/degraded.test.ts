@@ -5,7 +5,16 @@ import { eventually } from "../../../harness/src/poll.js";
 import { freePort } from "../../../harness/src/ports.js";
 import { dedupKey } from "../../src/dedup-scripts.js";
 import { ProblemError, type Signal } from "../../src/types.js";
-import { listRRs, metricValue, podAlert, type RunningPipeline, startKube, startPipeline, testConfig } from "./stack.js";
+import {
+  listRRs,
+  metricValue,
+  pipelineOnRealStack,
+  podAlert,
+  type RunningPipeline,
+  startKube,
+  startPipeline,
+  testConfig,
+} from "./stack.js";
 
 describe("pipeline with Redis down: deduplication via the Kubernetes API", () => {
   let redis: StartedRedisServer;
@@ -96,38 +105,22 @@ describe("Redis back while degraded-mode counts are still on their way to status
   // A long flush interval: the counts reach status after Redis is back, and the flusher's next pass
   // (which adds them to the hashes) is an interval later, after the adoption.
   const FLUSH_MS = 3_000;
-  let redis: StartedRedisServer;
-  let kube: StartedKubeApiServer;
-  let run: RunningPipeline;
+  const stack = pipelineOnRealStack(
+    { shop: {} },
+    { processing: { deduplication: { statusFlushInterval: `${FLUSH_MS}ms` } } },
+  );
 
-  beforeAll(async () => {
-    [redis, kube] = await Promise.all([new RedisServer().start(), startKube({ shop: {} })]);
-    run = await startPipeline(
-      testConfig({
-        redis: { url: redis.getConnectionUrl() },
-        kubernetes: { kubeconfigPath: kube.getKubeconfigPath() },
-        dataStorage: { url: `http://127.0.0.1:${await freePort()}` },
-        processing: { deduplication: { statusFlushInterval: `${FLUSH_MS}ms` } },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await run?.pipeline.close();
-    await Promise.all([redis?.stop(), kube?.stop()]);
-  });
-
-  const process = (signal: Signal) => run.pipeline.process(signal, { requestId: "test" });
+  const process = (signal: Signal) => stack.run.pipeline.process(signal, { requestId: "test" });
   const statusCount = async (signal: Signal) =>
-    (await listRRs(kube, "shop", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount;
+    (await listRRs(stack.kube, "shop", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount;
 
   it("counts each occurrence once when a request created without Redis is adopted", async () => {
-    await redis.kill();
+    await stack.redis.kill();
     const signal = podAlert({ namespace: "shop" });
     expect((await process(signal)).status).toBe("created");
     for (let i = 0; i < 3; i++) expect((await process(signal)).status).toBe("duplicate");
-    await redis.start(); // empty: the request is unknown to Redis
-    await eventually(async () => (await metricValue(run.metrics, "gateway_redis_available")) === 1, {
+    await stack.redis.start(); // empty: the request is unknown to Redis
+    await eventually(async () => (await metricValue(stack.run.metrics, "gateway_redis_available")) === 1, {
       what: "gateway_redis_available back to 1",
     });
     await eventually(async () => (await statusCount(signal)) === 4, {
@@ -137,7 +130,8 @@ describe("Redis back while degraded-mode counts are still on their way to status
     });
     // The claimer adopts the request with the count status holds (4), and adds its own.
     expect(await process(signal)).toMatchObject({ status: "duplicate", occurrenceCount: 5 });
-    const client = redis.client();
+    // A client of the restarted Redis (the stack's own was connected to the killed one).
+    const client = stack.redis.client();
     try {
       const hashCount = async () => Number(await client.hget(dedupKey(signal.fingerprint), "count"));
       // The degraded-mode counts are already in that 4: adding them to the hash as well counts them twice.

@@ -188,8 +188,12 @@ export type InvariantSpec =
   | { kind: "oom-killed"; expected: boolean }
   /** The gateway's RSS stayed under this (bytes). */
   | { kind: "rss-below"; bytes: number }
-  /** Some answers during the fault were 503/429 with Retry-After (shedding happened), within `p99Ms` at p99. */
-  | { kind: "shed-during-fault"; min: number; p99Ms?: number }
+  /**
+   * Some answers during the fault were 503/429 with Retry-After (shedding happened), within `p99Ms`
+   * at p99. With `onset`, those sent in the first `onset.ms` of a fault (the load hits before the
+   * gateway's shedding has engaged) are bounded by `onset.p99Ms` instead.
+   */
+  | { kind: "shed-during-fault"; min: number; p99Ms?: number; onset?: { ms: number; p99Ms: number } }
   /** At least `min` answers of `status` to requests sent while the fault named `fault` was in place. */
   | { kind: "status-during-fault"; fault: string; status: number; min: number }
   /**

@@ -192,8 +192,22 @@ function steadySince(load: BackgroundLoad, since: number): number | null {
  * Waits until the valid answers sent since `since` have been 2xx for STEADY_MS in a row;
  * returns the start of that stretch (or null at the limit).
  */
-async function recoveredAt(load: BackgroundLoad, since: number, alive: () => boolean): Promise<number | null> {
-  const deadline = Date.now() + RECOVERY_LIMIT_MS;
+/**
+ * How long recovery is waited for: past an experiment's own bound (recovers-within) the verdict is
+ * known, so the run does not wait out the general limit.
+ */
+function recoveryLimitMs(experiment: Experiment): number {
+  const bounds = experiment.invariants.flatMap((i) => (i.kind === "recovers-within" ? [i.ms] : []));
+  return bounds.length ? Math.min(RECOVERY_LIMIT_MS, Math.max(...bounds) + STEADY_MS + 2_000) : RECOVERY_LIMIT_MS;
+}
+
+async function recoveredAt(
+  load: BackgroundLoad,
+  since: number,
+  limitMs: number,
+  alive: () => boolean,
+): Promise<number | null> {
+  const deadline = Date.now() + limitMs;
   for (;;) {
     const start = steadySince(load, since);
     if (start !== null) return start;
@@ -395,7 +409,12 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     if (opts.signal?.aborted) throw new Aborted("the run was stopped");
 
     say("measuring recovery");
-    let recovered = await recoveredAt(load, lastRemoved, () => !!started.gateway?.process.running);
+    let recovered = await recoveredAt(
+      load,
+      lastRemoved,
+      recoveryLimitMs(experiment),
+      () => !!started.gateway?.process.running,
+    );
 
     say("stopping the load");
     await load.stop();

@@ -187,6 +187,31 @@ subjects: [{ kind: ServiceAccount, name: no-rights, namespace: ${namespace} }]
   });
 });
 
+describe("KubeApiServer started from the stored CRDs (a copy of etcd's data, made once)", () => {
+  it("serves the CRD at once, and one server's objects never show in another", async () => {
+    const [a, b] = await Promise.all([1, 2].map(() => new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start()));
+    try {
+      await a.createNamespace("only-in-a");
+      await a.clients().custom.createNamespacedCustomObject({
+        ...rr,
+        namespace: "only-in-a",
+        body: { ...remediationRequest("rr-in-a"), metadata: { name: "rr-in-a", namespace: "only-in-a" } },
+      });
+      const listed = (await b.clients().custom.listClusterCustomObject(rr)) as { items: KubeObject[] };
+      expect(listed.items).toEqual([]);
+      expect(await rejection(b.clients().core.readNamespace({ name: "only-in-a" }))).toMatchObject({ code: 404 });
+      const again = await new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start();
+      try {
+        expect(await rejection(again.clients().core.readNamespace({ name: "only-in-a" }))).toMatchObject({ code: 404 });
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 describe("KubeApiServer with a client-certificate admin", () => {
   it("writes a kubeconfig without a token whose certificate (O=system:masters) is admin", async () => {
     const kube = await new KubeApiServer().withAuth("cert").start();

@@ -55,7 +55,7 @@ export function memory(p: RunParameters, limitBytes = MEMORY_LIMIT_BYTES): Exper
             { kind: "burst", rate: BURST_GROUPS, maxInFlight: 2_000, alertsPerRequest: BURST_ALERTS },
           ],
         },
-        durationMs: window(p, 15_000),
+        durationMs: window(p, 10_000),
       },
     ],
     invariants: [
@@ -99,7 +99,7 @@ export function cpu(p: RunParameters): Experiment {
             { kind: "burst", rate, maxInFlight: rate },
           ],
         },
-        durationMs: window(p, 15_000),
+        durationMs: window(p, 8_000),
       },
     ],
     invariants: [
@@ -135,7 +135,7 @@ export function diskFull(p: RunParameters): Experiment {
     load: { rate, leadInMs: 5_000, via: "direct" },
     probes: [gatewayReady, gatewayAlive, requestsExist],
     faults: [
-      { name: "Data Storage down", action: { kind: "data-storage", mode: "kill" }, durationMs: window(p, 15_000) },
+      { name: "Data Storage down", action: { kind: "data-storage", mode: "kill" }, durationMs: window(p, 10_000) },
     ],
     invariants: [
       { kind: "answers", allowed: [201, 202, 207], includeUnanswered: true },

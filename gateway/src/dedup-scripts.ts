@@ -22,7 +22,9 @@ export class LuaScript {
  * already hashes the namespace (section 3), so the state is scoped per
  * namespace without the namespace in the key.
  */
-export const dedupKey = (fingerprint: string) => `gateway:dedup:fingerprint:${fingerprint}`;
+const DEDUP_PREFIX = "gateway:dedup:fingerprint:";
+export const dedupKey = (fingerprint: string) => `${DEDUP_PREFIX}${fingerprint}`;
+export const isDedupKey = (key: string) => key.startsWith(DEDUP_PREFIX);
 
 /**
  * A source of the ids the scripts remember in a hash's `tokens` (sighting tokens, degraded-count
@@ -213,19 +215,33 @@ return {c, ref}
 /**
  * Adds occurrences counted while Redis was unreachable (they went straight to the request's
  * status, raising it to ARGV[4]) to the hash; once per id (a retry after a lost answer adds
- * nothing). KEYS[1] hash. ARGV: ref, delta, id, countInStatus. Returns what became of them:
+ * nothing). KEYS[1] hash. ARGV: ref, delta, id, countInStatus, then what to do without a hash:
+ * "restore" (countInStatus is all the request's status holds; firstSeen, lastSeen and ttlMs
+ * follow), "wait" (more counts are on their way to the status) or "" (a storm window: gone).
+ * Returns what became of them:
  *   added    - counted in the hash;
+ *   restored - there was no hash (a request created without Redis, or Redis lost it): it is
+ *              made as an adopter records the request, with the status count;
  *   included - the hash adopted the request with a status count that already held them;
- *   gone     - the hash follows no request, or another one: whoever records this request next
- *              reads its status, which holds them;
- *   later    - a claimer is creating or adopting the request right now: whether the status it
- *              read holds them is known once it has recorded it.
+ *   gone     - the hash follows another request, or a storm window's is gone: whoever records
+ *              this request next reads its status, which holds them;
+ *   later    - a claimer is creating or adopting the request right now (whether the status it
+ *              read holds them is known once it has recorded it), or there is no hash while
+ *              counts are still on their way to the status.
  */
 export const ADD_COUNT = new LuaScript(`${TOKENS}
 local key, id = KEYS[1], ARGV[3]
 if seen(key, id) then return 'added' end
 local ref = redis.call('HGET', key, 'remediationRequestRef')
-if not ref then return 'gone' end
+if not ref then
+  if ARGV[5] == 'wait' then return 'later' end
+  if ARGV[5] ~= 'restore' then return 'gone' end
+  redis.call('HSET', key, 'remediationRequestRef', ARGV[1], 'count', ARGV[4], 'adoptedCount', ARGV[4],
+    'firstSeen', ARGV[6], 'lastSeen', ARGV[7], 'claim', '')
+  remember(key, id)
+  redis.call('PEXPIRE', key, tonumber(ARGV[8]))
+  return 'restored'
+end
 if ref == '' and (redis.call('HGET', key, 'claim') or '') ~= '' then return 'later' end
 if ref ~= ARGV[1] then return 'gone' end
 remember(key, id)

@@ -449,7 +449,7 @@ export class Deduplicator {
         unlock();
         if (!adopted) {
           // Settled once the status holds this count: a Redis claimer adopting it adds it from there.
-          void this.flusher.initial(dedupKey(fp), rr, initial).finally(done);
+          void this.flusher.initial(dedupKey(fp), rr, initial, true).finally(done);
           return initial;
         }
         done();

@@ -1,4 +1,4 @@
-import { ADD_COUNT, tokenSource } from "./dedup-scripts.js";
+import { ADD_COUNT, isDedupKey, tokenSource } from "./dedup-scripts.js";
 import { KubeApiError, type KubeClient } from "./kube.js";
 import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -25,6 +25,15 @@ export function parseRef(text: string | null | undefined): RRRef | undefined {
 const WRITE_CONCURRENCY = 8;
 /** On shutdown the backlog is written for at most this long (at the budget's rate). */
 const CLOSE_DRAIN_MS = 3_000;
+
+interface Debt {
+  countKey: string;
+  ref: string;
+  delta: number;
+  inStatus: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+}
 
 interface PendingDelta {
   ref: RRRef;
@@ -64,12 +73,17 @@ export class StatusFlusher {
   /** Redis keys due for a write → when first marked since their last write (insertion order = oldest first). */
   private readonly touched = new Map<string, number>();
   private readonly deltas = new Map<string, PendingDelta>();
+  /** Requests ("ns/name") whose degraded-mode counts are being written now: how many writes. */
+  private readonly writingDeltas = new Map<string, number>();
   /**
    * Counts written to status while Redis was down, still to be added to the hashes, by a
    * unique id: an addition whose answer was lost is redone with its id and not counted twice.
    * `inStatus` is the count the write left in status: an adopter that read it or more has them.
+   * A request created without Redis owes its first count too: with no hash to add to, the hash
+   * is made from the status (ADD_COUNT "restored"), else Redis would never hear of a request
+   * whose signal is not seen again.
    */
-  private readonly debts = new Map<string, { countKey: string; ref: string; delta: number; inStatus: number }>();
+  private readonly debts = new Map<string, Debt>();
   private readonly nextDebtId = tokenSource();
   private readonly writing = new Set<Promise<void>>();
   /** First status writes of requests just created, by key: later writes of the key wait for them (order). */
@@ -104,16 +118,33 @@ export class StatusFlusher {
    * count) is written now, outside the budget and off the creator's answer.
    * Guarded by the creation's resourceVersion, so it never overwrites what
    * someone wrote first (an orchestrator's phase); then the regular write
-   * brings the count. Later writes of `countKey` wait for this one.
+   * brings the count. Later writes of `countKey` wait for this one. A request
+   * created without Redis (`owedToRedis`) then owes the hash its count.
    * Returns the write (it never rejects).
    */
-  initial(countKey: string, rr: RemediationRequestObject, deduplication: DeduplicationStatus): Promise<void> {
+  initial(
+    countKey: string,
+    rr: RemediationRequestObject,
+    deduplication: DeduplicationStatus,
+    owedToRedis = false,
+  ): Promise<void> {
     const { namespace, name, resourceVersion } = rr.metadata;
     this.creationLoad += 2; // the create and this write
     const write: Promise<void> = this.kube
       .patchStatus(namespace, name, { overallPhase: "Pending", deduplication }, resourceVersion)
       .then(
-        () => this.metrics.dedupStatusUpdates.inc({ result: "success" }),
+        () => {
+          this.metrics.dedupStatusUpdates.inc({ result: "success" });
+          if (owedToRedis)
+            this.debts.set(this.nextDebtId(), {
+              countKey,
+              ref: refText({ namespace, name }),
+              delta: deduplication.occurrenceCount,
+              inStatus: deduplication.occurrenceCount,
+              firstSeenAt: deduplication.firstSeenAt,
+              lastSeenAt: deduplication.lastSeenAt,
+            });
+        },
         (err) => {
           this.failed(err, `${namespace}/${name}`);
           this.touch(countKey);
@@ -258,6 +289,8 @@ export class StatusFlusher {
   /** Degraded mode: adds the counted occurrences to what the request's status holds now. */
   private async writeDelta(entry: PendingDelta): Promise<void> {
     const { ref } = entry;
+    const key = refText(ref);
+    this.writingDeltas.set(key, (this.writingDeltas.get(key) ?? 0) + 1);
     await this.initialWrites.get(entry.countKey);
     try {
       const rr = await this.kube.getRemediationRequest(ref.namespace, ref.name);
@@ -265,29 +298,29 @@ export class StatusFlusher {
       const current = rr.status?.deduplication;
       const lastSeenAt = current && current.lastSeenAt > entry.lastSeenAt ? current.lastSeenAt : entry.lastSeenAt;
       const occurrenceCount = (current?.occurrenceCount ?? 1) + entry.delta;
+      const firstSeenAt = current?.firstSeenAt ?? entry.firstSeenAt;
       await this.kube.patchStatus(
         ref.namespace,
         ref.name,
-        {
-          deduplication: {
-            occurrenceCount,
-            firstSeenAt: current?.firstSeenAt ?? entry.firstSeenAt,
-            lastSeenAt,
-          },
-        },
+        { deduplication: { occurrenceCount, firstSeenAt, lastSeenAt } },
         rr.metadata.resourceVersion,
       );
       this.metrics.dedupStatusUpdates.inc({ result: "success" });
-      const id = this.nextDebtId();
-      this.debts.set(id, {
+      this.debts.set(this.nextDebtId(), {
         countKey: entry.countKey,
-        ref: refText(ref),
+        ref: key,
         delta: entry.delta,
         inStatus: occurrenceCount,
+        firstSeenAt,
+        lastSeenAt,
       });
     } catch (err) {
-      this.failed(err, refText(ref));
+      this.failed(err, key);
       this.restoreDelta(entry);
+    } finally {
+      const left = (this.writingDeltas.get(key) ?? 1) - 1;
+      if (left > 0) this.writingDeltas.set(key, left);
+      else this.writingDeltas.delete(key);
     }
   }
 
@@ -307,15 +340,24 @@ export class StatusFlusher {
    * Redis-based write includes them (and rewrites any lower value written
    * meanwhile). Runs before Redis counts as available again, and after
    * degraded counts flushed late; throwing leaves the rest for later, and so
-   * does a claimer adopting the request right now (ADD_COUNT "later").
+   * does a claimer adopting the request right now (ADD_COUNT "later"). The
+   * highest count in status goes first: a missing hash is made with it, and
+   * the request's lower ones are then included in it.
    */
   async settleDebts(): Promise<void> {
-    const due = [...this.debts];
+    const due = [...this.debts].sort(([, a], [, b]) => b.inStatus - a.inStatus);
     if (due.length === 0) return;
+    const { ttlMs } = this.config().processing.deduplication;
     const outcomes = await this.redis.replay(async (r) => {
       const replies: unknown[] = [];
-      for (const [id, { countKey, ref, delta, inStatus }] of due)
-        replies.push(await ADD_COUNT.run(r, [countKey], [ref, delta, id, inStatus]));
+      for (const [id, debt] of due) {
+        const { countKey, ref, delta, inStatus, firstSeenAt, lastSeenAt } = debt;
+        const pending = this.deltas.has(ref) || this.writingDeltas.has(ref) || this.initialWrites.has(countKey);
+        const missing = !isDedupKey(countKey) ? "" : pending ? "wait" : "restore";
+        replies.push(
+          await ADD_COUNT.run(r, [countKey], [ref, delta, id, inStatus, missing, firstSeenAt, lastSeenAt, ttlMs]),
+        );
+      }
       return replies;
     });
     due.forEach(([id, debt], i) => {

@@ -150,4 +150,30 @@ describe("adding degraded-mode counts to a hash (ADD_COUNT)", () => {
     expect(await add(dedupKey("add-count-none"), 1, "debt.4", 2)).toBe("gone");
     expect(await stack.client.hget(key, "count")).toBe("7");
   });
+
+  it("makes a missing hash from the status count, once its counts are all in status", async () => {
+    const key = dedupKey("add-count-restore");
+    const missing = (mode: string, delta: number, id: string, inStatus: number) =>
+      ADD_COUNT.run(
+        stack.client,
+        [key],
+        [ref, delta, id, inStatus, mode, "2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z", 60_000],
+      );
+    expect(await missing("wait", 1, "debt.5", 1)).toBe("later");
+    expect(await stack.client.exists(key)).toBe(0);
+    expect(await missing("restore", 3, "debt.6", 4)).toBe("restored");
+    expect(await stack.client.hgetall(key)).toMatchObject({
+      remediationRequestRef: ref,
+      count: "4",
+      adoptedCount: "4",
+      firstSeen: "2026-01-01T10:00:00Z",
+      lastSeen: "2026-01-01T10:05:00Z",
+      claim: "",
+    });
+    expect(await stack.client.pttl(key)).toBeGreaterThan(50_000);
+    // The request's earlier count (its creation) is in the 4; a later one is added.
+    expect(await missing("restore", 1, "debt.5", 1)).toBe("included");
+    expect(await missing("restore", 2, "debt.7", 6)).toBe("added");
+    expect(await stack.client.hget(key, "count")).toBe("6");
+  });
 });

@@ -114,6 +114,30 @@ describe("Redis back while degraded-mode counts are still on their way to status
   const statusCount = async (signal: Signal) =>
     (await listRRs(stack.kube, "shop", signal.fingerprint))[0]?.status?.deduplication?.occurrenceCount;
 
+  it("records a request created without Redis in Redis once it is back, though its signal is not seen again", async () => {
+    await stack.redis.kill();
+    const signal = podAlert({ namespace: "shop" });
+    const created = await process(signal);
+    expect(created.status).toBe("created");
+    for (let i = 0; i < 2; i++) expect((await process(signal)).status).toBe("duplicate");
+    await stack.redis.start(); // empty: the request is unknown to Redis
+    const client = stack.redis.client();
+    try {
+      const hash = () => client.hgetall(dedupKey(signal.fingerprint));
+      await eventually(
+        async () => {
+          const seen = await hash();
+          if (seen.count !== "3") throw new Error(`hash ${JSON.stringify(seen)}`);
+        },
+        { what: "the request's hash with its 3 occurrences", timeoutMs: 4 * FLUSH_MS },
+      );
+      expect((await hash()).remediationRequestRef).toBe(`shop/${created.remediationRequestName}`);
+    } finally {
+      client.disconnect();
+    }
+    expect(await statusCount(signal)).toBe(3);
+  });
+
   it("counts each occurrence once when a request created without Redis is adopted", async () => {
     await stack.redis.kill();
     const signal = podAlert({ namespace: "shop" });

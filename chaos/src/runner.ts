@@ -189,10 +189,6 @@ function steadySince(load: BackgroundLoad, since: number): number | null {
 }
 
 /**
- * Waits until the valid answers sent since `since` have been 2xx for STEADY_MS in a row;
- * returns the start of that stretch (or null at the limit).
- */
-/**
  * How long recovery is waited for: past an experiment's own bound (recovers-within) the verdict is
  * known, so the run does not wait out the general limit.
  */
@@ -201,6 +197,10 @@ function recoveryLimitMs(experiment: Experiment): number {
   return bounds.length ? Math.min(RECOVERY_LIMIT_MS, Math.max(...bounds) + STEADY_MS + 2_000) : RECOVERY_LIMIT_MS;
 }
 
+/**
+ * Waits until the valid answers sent since `since` have been 2xx for STEADY_MS in a row;
+ * returns the start of that stretch (or null at the limit).
+ */
 async function recoveredAt(
   load: BackgroundLoad,
   since: number,

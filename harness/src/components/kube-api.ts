@@ -152,7 +152,26 @@ export class KubeApiServer {
   }
 
   async start(): Promise<StartedKubeApiServer> {
-    return this.launch(await seedFor(this.crds));
+    return this.launch(await KubeApiServer.seedFor(this.crds));
+  }
+
+  /**
+   * etcd's data with `crds` applied, made once per machine and copied by every start: a cluster
+   * whose CRDs are already stored starts about 3 s sooner (kube-apiserver finds its bootstrap
+   * objects present, and holds creates for ~2 s only after a CRD is newly established).
+   */
+  private static async seedFor(crds: string[]): Promise<string> {
+    const hash = createHash("sha256");
+    for (const name of ["etcd", "kube-apiserver"]) {
+      const path = binary(name);
+      hash.update(existsSync(`${path}.stamp`) ? readFileSync(`${path}.stamp`) : `${path}@${statSync(path).mtimeMs}`);
+    }
+    for (const crd of crds) hash.update(readFileSync(crd));
+    const seed = join(tmpdir(), `gw-kube-seed-${hash.digest("hex").slice(0, 16)}`);
+    if (existsSync(seed)) return seed;
+    const made = await new KubeApiServer().withCrds(crds).launch(undefined);
+    await made.saveEtcdData(seed);
+    return seed;
   }
 
   /** Starts etcd and kube-apiserver, etcd from a copy of `seed` (its data) when given. */
@@ -225,27 +244,6 @@ export class KubeApiServer {
     }
     return handle;
   }
-}
-
-/**
- * etcd's data with `crds` applied, made once per machine and copied by every start: a cluster
- * whose CRDs are already stored starts about 3 s sooner (kube-apiserver finds its bootstrap
- * objects present, and holds creates for ~2 s only after a CRD is newly established).
- */
-async function seedFor(crds: string[]): Promise<string> {
-  const hash = createHash("sha256");
-  for (const name of ["etcd", "kube-apiserver"]) {
-    const path = binary(name);
-    hash.update(existsSync(`${path}.stamp`) ? readFileSync(`${path}.stamp`) : `${path}@${statSync(path).mtimeMs}`);
-  }
-  for (const crd of crds) hash.update(readFileSync(crd));
-  const seed = join(tmpdir(), `gw-kube-seed-${hash.digest("hex").slice(0, 16)}`);
-  if (existsSync(seed)) return seed;
-  const made = await (new KubeApiServer().withCrds(crds) as unknown as { launch: KubeApiServer["launch"] }).launch(
-    undefined,
-  );
-  await made.saveEtcdData(seed);
-  return seed;
 }
 
 interface ApiResource {

@@ -31,19 +31,24 @@ export interface InjectedFault {
 export function linkProxies(stack: StartedLocalStack, link: Link): ToxicProxy[] {
   const p = stack.proxies;
   if (!p) throw new Error("the stack runs without Toxiproxy: start it with withToxiproxy()");
-  switch (link) {
-    case "redis":
-      return stack.redis instanceof StartedRedisSentinelGroup ? p.redisNodes : p.redis;
-    case "replication":
-      if (p.replication.length === 0) throw new Error("link 'replication' needs a Sentinel stack");
-      return p.replication;
-    case "kube":
-      return [p.kube];
-    case "dataStorage":
-      return [p.dataStorage];
-    case "ingress":
-      return [p.ingress];
-  }
+  const proxies = (() => {
+    switch (link) {
+      case "redis":
+        return stack.redis instanceof StartedRedisSentinelGroup ? p.redisNodes : p.redis;
+      case "replication":
+        if (!(stack.redis instanceof StartedRedisSentinelGroup))
+          throw new Error("link 'replication' needs a Sentinel stack");
+        return p.replication;
+      case "kube":
+        return p.kube ? [p.kube] : [];
+      case "dataStorage":
+        return p.dataStorage ? [p.dataStorage] : [];
+      case "ingress":
+        return p.ingress ? [p.ingress] : [];
+    }
+  })();
+  if (proxies.length === 0) throw new Error(`link '${link}' has no proxy: the experiment's stack.links leave it out`);
+  return proxies;
 }
 
 function sentinel(stack: StartedLocalStack): StartedRedisSentinelGroup {

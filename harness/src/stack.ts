@@ -20,21 +20,26 @@ export interface StackEndpoints {
   dataStorage: { url: string };
   postgres: { uri: string };
   prometheus: { url: string };
-  /** withToxiproxy(): the control API, the kubeconfig through the proxy, the gateway through `ingress`, every proxy. */
+  /** withToxiproxy(): the control API, the kubeconfig the gateway uses, its URL through `ingress` (if proxied), every proxy. */
   toxiproxy: {
     api: string;
     kubeconfig: string;
-    ingressUrl: string;
+    ingressUrl: string | null;
     proxies: { name: string; listen: string; upstream: string }[];
   } | null;
   logs: string;
 }
 
+/** The links withToxiproxy() can put a proxy on (StackProxies says which proxy is which). */
+export type ProxiedLink = "redis" | "replication" | "kube" | "dataStorage" | "ingress";
+export const ALL_LINKS: readonly ProxiedLink[] = ["redis", "replication", "kube", "dataStorage", "ingress"];
+
 /**
  * The proxies of a stack started withToxiproxy(), one per link; each is
  * named here by its Toxiproxy proxy name. Only the gateway's links go through
  * them: the harness (stack.redis, stack.kube, ...) and Prometheus scraping
- * the gateway connect directly.
+ * the gateway connect directly. A link left out of withToxiproxy(links) has
+ * no proxy (empty list, or undefined) and is connected directly.
  */
 export interface StackProxies {
   /** Gateway → Redis: `redis` (one server), or `redis-sentinel-<i>` per sentinel, in sentinel order. */
@@ -50,18 +55,18 @@ export interface StackProxies {
    */
   replication: ToxicProxy[];
   /** Gateway → Kubernetes API server, `kube-apiserver` (TLS passes through). */
-  kube: ToxicProxy;
+  kube?: ToxicProxy;
   /** Gateway → Data Storage, `data-storage`. */
-  dataStorage: ToxicProxy;
+  dataStorage?: ToxicProxy;
   /** Load generator → gateway, `ingress` (see ingressUrl()). */
-  ingress: ToxicProxy;
+  ingress?: ToxicProxy;
 }
 
 /** What withToxiproxy() adds to a started stack. */
 interface ProxiedLinks {
   toxiproxy: StartedToxiproxyServer;
   proxies: StackProxies;
-  /** A copy of the kubeconfig whose server is the `kube-apiserver` proxy. */
+  /** The kubeconfig the gateway uses: a copy whose server is the `kube-apiserver` proxy, if that link is proxied. */
   kubeconfigPath: string;
   /** Removes the kubeconfig copy. */
   stop(): Promise<void>;
@@ -84,7 +89,7 @@ export class LocalStack {
   private gateway = true;
   private gatewayConfig: ConfigTree = {};
   private namespaces: Record<string, Record<string, string>> = {};
-  private toxiproxy = false;
+  private toxiproxy: ReadonlySet<ProxiedLink> | undefined;
   private gatewayMain: string | undefined;
   private gatewayCgroups: string[] = [];
 
@@ -107,14 +112,21 @@ export class LocalStack {
   }
 
   /**
-   * A ToxiproxyServer with a proxy on every link of the gateway (see
+   * A ToxiproxyServer with a proxy on each of `links` (default: every link; see
    * StackProxies): to Redis, the Kubernetes API and Data Storage, and in front
-   * of the gateway (`ingressUrl()`). With withSentinel() the nodes also
-   * replicate through proxies of their own, so replicas can be made to lag.
+   * of the gateway (`ingressUrl()`). With withSentinel() and "replication" the
+   * nodes also replicate through proxies of their own, so replicas can be made
+   * to lag. Every proxy costs CPU on each byte it carries (at 1000 signals/s all
+   * of them took a quarter to a third of a core), so a run proxies what it faults.
    * Needs the stack's gateway (not withoutGateway()).
    */
-  withToxiproxy(): this {
-    this.toxiproxy = true;
+  withToxiproxy(links: readonly ProxiedLink[] = ALL_LINKS): this {
+    const unknown = links.filter((l) => !ALL_LINKS.includes(l));
+    if (unknown.length > 0 || links.length === 0)
+      throw new Error(
+        `LocalStack.withToxiproxy(): links must be some of ${ALL_LINKS.join(", ")} (got: ${JSON.stringify(links)})`,
+      );
+    this.toxiproxy = new Set(links);
     return this;
   }
 
@@ -160,10 +172,10 @@ export class LocalStack {
       // First, because the Sentinel nodes start behind its proxies.
       const toxiproxy = this.toxiproxy ? track(await new ToxiproxyServer().start()) : undefined;
       const group = new RedisSentinelGroup();
-      if (toxiproxy) group.withReplicationProxy(toxiproxy);
+      if (toxiproxy && this.toxiproxy?.has("replication")) group.withReplicationProxy(toxiproxy);
       // The gateway's address first, so Prometheus starts beside the dependencies: it applies its
       // targets only some 5 s after it starts, time that now passes while they start.
-      const listen = this.gateway ? await this.gatewayListenAddress() : undefined;
+      let listen = this.gateway ? await this.gatewayListenAddress() : undefined;
       const prometheus = new PrometheusServer();
       if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
       const [redis, kube, dataStorage, prom] = await Promise.all([
@@ -175,23 +187,44 @@ export class LocalStack {
       for (const [name, labels] of Object.entries({ "kubernaut-system": {}, ...this.namespaces })) {
         await kube.createNamespace(name, labels);
       }
-      const deps = toxiproxy ? track(await dependencyLinks(toxiproxy, redis, kube, dataStorage)) : undefined;
+      const deps =
+        toxiproxy && this.toxiproxy
+          ? track(await dependencyLinks(toxiproxy, this.toxiproxy, redis, kube, dataStorage))
+          : undefined;
       let gateway: StartedGateway | undefined;
       let links: ProxiedLinks | undefined;
       if (this.gateway) {
-        const process = new GatewayProcess().withConfig({
-          server: { listenAddress: listen },
-          redis: deps?.redisConfig ?? redisConfig(redis),
-          kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
-          dataStorage: { url: deps ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl() },
-        });
-        // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
-        process.withConfig(this.gatewayConfig);
-        if (this.gatewayMain) process.withMain(this.gatewayMain);
-        if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
-        gateway = track(await process.start());
+        const gatewayProcess = (listenAddress: string | undefined) => {
+          const process = new GatewayProcess().withConfig({
+            server: { listenAddress },
+            redis: deps?.redisConfig ?? redisConfig(redis),
+            kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
+            dataStorage: {
+              url: deps?.proxies.dataStorage ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl(),
+            },
+          });
+          // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
+          process.withConfig(this.gatewayConfig);
+          if (this.gatewayMain) process.withMain(this.gatewayMain);
+          if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
+          return process;
+        };
+        const chosen = (this.gatewayConfig.server as ConfigTree | undefined)?.listenAddress === undefined;
+        for (let attempt = 1; !gateway; attempt++) {
+          try {
+            gateway = track(await gatewayProcess(listen).start());
+          } catch (err) {
+            // The port was free when picked, before the dependencies started; a socket of theirs (a
+            // bind to port 0, an outgoing connection) can take it meanwhile. Seen once in ~40 starts.
+            if (!chosen || attempt >= 3 || !String((err as Error).message).includes("EADDRINUSE")) throw err;
+            listen = `127.0.0.1:${await freePort()}`;
+            await prom.addScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
+          }
+        }
         if (deps) {
-          const ingress = await deps.toxiproxy.createProxy("ingress", new URL(gateway.getUrl()).host);
+          const ingress = this.toxiproxy?.has("ingress")
+            ? await deps.toxiproxy.createProxy("ingress", new URL(gateway.getUrl()).host)
+            : undefined;
           links = { ...deps, proxies: { ...deps.proxies, ingress } };
         }
       }
@@ -217,40 +250,55 @@ function redisConfig(redis: StartedRedisServer | StartedRedisSentinelGroup): Con
 const show = (a: { host: string; port: number }) => `${a.host}:${a.port}`;
 
 /**
- * A proxy on each of the gateway's links, and the gateway settings that use
- * them. With Sentinel the gateway asks the sentinels through their proxies,
- * and natMap turns each address a sentinel hands out (a node as it announces
- * itself, i.e. its replication proxy, or a sentinel it knows) into the
- * gateway's own proxy for it: without that, the gateway would follow the
- * announced addresses past its proxies.
+ * A proxy on each of the gateway's links in `links`, and the gateway settings
+ * that use them. With Sentinel the gateway asks the sentinels through their
+ * proxies, and natMap turns each address a sentinel hands out (a node as it
+ * announces itself, i.e. its replication proxy, or a sentinel it knows) into
+ * the gateway's own proxy for it: without that, the gateway would follow the
+ * announced addresses past its proxies. With the Redis link left out but the
+ * nodes behind replication proxies, natMap points the gateway at the nodes
+ * themselves, so it meets no toxic meant for replication.
  */
 async function dependencyLinks(
   toxiproxy: StartedToxiproxyServer,
+  links: ReadonlySet<ProxiedLink>,
   redis: StartedRedisServer | StartedRedisSentinelGroup,
   kube: StartedKubeApiServer,
   dataStorage: StartedDataStorageService,
 ): Promise<DependencyLinks> {
   const proxy = (name: string, upstream: string) => toxiproxy.createProxy(name, upstream);
   const [kubeProxy, dataStorageProxy] = await Promise.all([
-    proxy("kube-apiserver", new URL(kube.getServerUrl()).host),
-    proxy("data-storage", new URL(dataStorage.getUrl()).host),
+    links.has("kube") ? proxy("kube-apiserver", new URL(kube.getServerUrl()).host) : undefined,
+    links.has("dataStorage") ? proxy("data-storage", new URL(dataStorage.getUrl()).host) : undefined,
   ]);
   const dir = scratchDir("stack-links");
-  // The serving certificate names 127.0.0.1, so TLS verifies through a loopback proxy too.
-  const kubeconfig = parse(readFileSync(kube.getKubeconfigPath(), "utf8")) as {
-    clusters: { cluster: { server: string } }[];
-  };
-  for (const { cluster } of kubeconfig.clusters) cluster.server = `https://${kubeProxy.getListen()}`;
-  const kubeconfigPath = join(dir, "kubeconfig");
-  writeFileSync(kubeconfigPath, stringify(kubeconfig), { mode: 0o600 });
+  let kubeconfigPath = kube.getKubeconfigPath();
+  if (kubeProxy) {
+    // The serving certificate names 127.0.0.1, so TLS verifies through a loopback proxy too.
+    const kubeconfig = parse(readFileSync(kube.getKubeconfigPath(), "utf8")) as {
+      clusters: { cluster: { server: string } }[];
+    };
+    for (const { cluster } of kubeconfig.clusters) cluster.server = `https://${kubeProxy.getListen()}`;
+    kubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(kubeconfigPath, stringify(kubeconfig), { mode: 0o600 });
+  }
 
-  let redisProxies: ToxicProxy[];
+  let redisProxies: ToxicProxy[] = [];
   let redisNodes: ToxicProxy[] = [];
   let replication: ToxicProxy[] = [];
-  let gatewayRedis: ConfigTree;
+  let gatewayRedis: ConfigTree = redisConfig(redis);
   if (redis instanceof StartedRedisSentinelGroup) {
+    replication = links.has("replication") ? redis.getNodeProxies() : [];
+  }
+  if (redis instanceof StartedRedisSentinelGroup && !links.has("redis") && replication.length > 0) {
+    const natMap: Record<string, string> = {};
+    redis.getNodes().forEach((announced, i) => {
+      const node = redis.nodes[i];
+      if (node) natMap[show(announced)] = `${node.getHost()}:${node.getPort()}`;
+    });
+    gatewayRedis = { ...gatewayRedis, natMap };
+  } else if (redis instanceof StartedRedisSentinelGroup && links.has("redis")) {
     const sentinels = redis.getSentinels();
-    replication = redis.getNodeProxies();
     [redisProxies, redisNodes] = await Promise.all([
       Promise.all(sentinels.map((s, i) => proxy(`redis-sentinel-${i}`, show(s)))),
       Promise.all(redis.nodes.map((n, i) => proxy(`gateway-redis-node-${i}`, `${n.getHost()}:${n.getPort()}`))),
@@ -263,7 +311,7 @@ async function dependencyLinks(
       natMap[show(s)] = (redisProxies[i] as ToxicProxy).getListen();
     });
     gatewayRedis = { ...redisConfig(redis), sentinels: redisProxies.map((p) => p.getListen()), natMap };
-  } else {
+  } else if (!(redis instanceof StartedRedisSentinelGroup) && links.has("redis")) {
     const server = await proxy("redis", `${redis.getHost()}:${redis.getPort()}`);
     redisProxies = [server];
     const url = new URL(redis.getConnectionUrl());
@@ -299,9 +347,11 @@ export class StartedLocalStack {
     return this.proxied("proxies").proxies;
   }
 
-  /** The gateway's base URL through the `ingress` proxy, e.g. http://127.0.0.1:41235 (withToxiproxy()). */
+  /** The gateway's base URL through the `ingress` proxy, e.g. http://127.0.0.1:41235 (withToxiproxy() with "ingress"). */
   ingressUrl(): string {
-    return `http://${this.proxied("ingressUrl()").proxies.ingress.getListen()}`;
+    const ingress = this.proxied("ingressUrl()").proxies.ingress;
+    if (!ingress) throw new Error("ingressUrl(): the stack's withToxiproxy() links leave out 'ingress'");
+    return `http://${ingress.getListen()}`;
   }
 
   private proxied(what: string): ProxiedLinks {
@@ -327,10 +377,11 @@ export class StartedLocalStack {
         ? {
             api: links.toxiproxy.getApiUrl(),
             kubeconfig: links.kubeconfigPath,
-            ingressUrl: this.ingressUrl(),
+            ingressUrl: links.proxies.ingress ? this.ingressUrl() : null,
             proxies: Object.values(links.proxies)
               .flat()
-              .map((p: ToxicProxy) => ({ name: p.getName(), listen: p.getListen(), upstream: p.getUpstream() })),
+              .filter((p): p is ToxicProxy => p !== undefined)
+              .map((p) => ({ name: p.getName(), listen: p.getListen(), upstream: p.getUpstream() })),
           }
         : null,
       logs: currentRunDir(),

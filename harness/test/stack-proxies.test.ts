@@ -123,13 +123,13 @@ describe("LocalStack withToxiproxy (one Redis server)", () => {
     const kubeconfigPath = String(config.kubernetes?.kubeconfigPath);
     expect(kubeconfigPath).toBe(stack.endpoints().toxiproxy?.kubeconfig);
     const kubeconfig = parse(readFileSync(kubeconfigPath, "utf8"));
-    expect(kubeconfig.clusters[0].cluster.server).toBe(`https://${proxies.kube.getListen()}`);
+    expect(kubeconfig.clusters[0].cluster.server).toBe(`https://${proxies.kube?.getListen()}`);
     expect(new URL(String(config.redis?.url)).host).toBe(proxies.redis[0]?.getListen());
-    expect(new URL(String(config.dataStorage?.url)).host).toBe(proxies.dataStorage.getListen());
-    expect(proxies.kube.getUpstream()).toBe(new URL(stack.kube.getServerUrl()).host);
-    expect(proxies.dataStorage.getUpstream()).toBe(new URL(stack.dataStorage.getUrl()).host);
-    expect(stack.ingressUrl()).toBe(`http://${proxies.ingress.getListen()}`);
-    expect(proxies.ingress.getUpstream()).toBe(new URL(stack.gateway?.getUrl() ?? "").host);
+    expect(new URL(String(config.dataStorage?.url)).host).toBe(proxies.dataStorage?.getListen());
+    expect(proxies.kube?.getUpstream()).toBe(new URL(stack.kube.getServerUrl()).host);
+    expect(proxies.dataStorage?.getUpstream()).toBe(new URL(stack.dataStorage.getUrl()).host);
+    expect(stack.ingressUrl()).toBe(`http://${proxies.ingress?.getListen()}`);
+    expect(proxies.ingress?.getUpstream()).toBe(new URL(stack.gateway?.getUrl() ?? "").host);
   });
 
   it("a signal POSTed through the ingress proxy creates a RemediationRequest (TLS to the API server through its proxy) and is audited through the Data Storage proxy", async () => {
@@ -246,4 +246,66 @@ describe("LocalStack withToxiproxy withSentinel (replication proxies, natMap)", 
       `[stack proxies] failover through the proxies ${failoverMs} ms; cutting and restoring the new master's gateway-side proxy took ${Date.now() - cutAt} ms`,
     );
   }, 120_000);
+});
+
+describe("LocalStack withToxiproxy(['replication']) withSentinel (only the links a run faults)", () => {
+  let stack: StartedLocalStack;
+  let group: StartedRedisSentinelGroup;
+
+  beforeAll(async () => {
+    stack = await new LocalStack()
+      .withSentinel()
+      .withToxiproxy(["replication"])
+      .withNamespaces({ [NAMESPACE]: { environment: "staging" } })
+      .withGatewayConfig({ processing: { storm: { enabled: false } } })
+      .start();
+    if (!(stack.redis instanceof StartedRedisSentinelGroup)) throw new Error("expected a Sentinel group");
+    group = stack.redis;
+  }, 180_000);
+  afterAll(async () => {
+    await stack?.stop();
+  }, 120_000);
+
+  it("proxies replication only; natMap sends the gateway past the nodes' announced proxies to the nodes themselves", () => {
+    const names = stack.endpoints().toxiproxy?.proxies.map((p) => p.name);
+    expect(names?.sort()).toEqual(["redis-node-0", "redis-node-1", "redis-node-2"]);
+    expect(stack.proxies.replication).toEqual(group.getNodeProxies());
+    expect(stack.proxies.redis).toEqual([]);
+    expect(stack.proxies.redisNodes).toEqual([]);
+    const config = stack.gateway?.getConfig() as Record<string, ConfigTree>;
+    const redis = config.redis as { sentinels: string[]; natMap: Record<string, string> };
+    expect(redis.sentinels).toEqual(group.getSentinelAddresses().split(","));
+    const expected: Record<string, string> = {};
+    group.getNodes().forEach((announced, i) => {
+      expected[`${announced.host}:${announced.port}`] = `${group.nodes[i]?.getHost()}:${group.nodes[i]?.getPort()}`;
+    });
+    expect(redis.natMap).toEqual(expected);
+    expect(String(config.kubernetes?.kubeconfigPath)).toBe(stack.kube.getKubeconfigPath());
+    expect(String(config.dataStorage?.url)).toBe(stack.dataStorage.getUrl());
+    expect(() => stack.ingressUrl()).toThrow("leave out 'ingress'");
+  });
+
+  it("a signal sent to the gateway itself creates a RemediationRequest, with a latency toxic on the master's replication proxy", async () => {
+    const masterProxy = await group.getMasterProxy();
+    await masterProxy.addLatency({ latency: 300 });
+    try {
+      const res = await fetch(`${stack.gateway?.getUrl()}/api/v1/signals/prometheus`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(webhook()),
+        signal: AbortSignal.timeout(15_000),
+      });
+      await expectRemediationRequest(stack, { status: res.status, body: (await res.json()) as Answer["body"] });
+    } finally {
+      await masterProxy.removeToxic("latency_downstream");
+    }
+  });
+});
+
+describe("LocalStack.withToxiproxy(links)", () => {
+  it.each([[[]], [["redis", "disk"]]])("refuses %j before anything starts", (links) => {
+    expect(() => new LocalStack().withToxiproxy(links as never)).toThrow(
+      "LocalStack.withToxiproxy(): links must be some of redis, replication, kube, dataStorage, ingress",
+    );
+  });
 });

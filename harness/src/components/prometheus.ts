@@ -203,9 +203,11 @@ export class StartedPrometheusServer {
     );
   }
 
-  /** Adds a scrape job to the running server (config rewrite + /-/reload). */
+  /** Adds a scrape job to the running server, or points an existing one at `target` (config rewrite + /-/reload). */
   async addScrapeTarget(job: string, target: string, options: ScrapeOptions = {}): Promise<void> {
-    this.setup.targets.push({ job, target, ...options });
+    const existing = this.setup.targets.find((t) => t.job === job);
+    if (existing) Object.assign(existing, { target, ...options });
+    else this.setup.targets.push({ job, target, ...options });
     writeFileSync(this.configPath, renderConfig(this.setup));
     const res = await fetch(`${this.url}/-/reload`, { method: "POST", signal: AbortSignal.timeout(10_000) });
     if (!res.ok) throw new Error(`Prometheus config reload failed (${res.status}): ${await res.text()}`);

@@ -12,9 +12,10 @@ describe("LocalStack", () => {
 
   it("starts its gateway on another port when the one it picked was taken meanwhile, and Prometheus scrapes it there", async () => {
     // What a bind to port 0 or an outgoing connection of a dependency can do between the pick and the gateway's listen.
-    squatter = createServer();
+    const server = createServer();
+    squatter = server;
     const taken = await new Promise<number>((resolve) =>
-      squatter?.listen(0, "127.0.0.1", () => resolve((squatter?.address() as { port: number }).port)),
+      server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
     );
     const pick = vi
       .spyOn(LocalStack.prototype as unknown as { gatewayListenAddress(): Promise<string> }, "gatewayListenAddress")

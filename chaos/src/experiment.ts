@@ -2,10 +2,11 @@
 // the background load, the steady-state probes, the faults in order and the invariants checked at
 // the end. One runner (runner.ts) carries out every experiment the same way.
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
+import type { ProxiedLink } from "../../harness/src/stack.js";
 import type { Corruption } from "./corrupt.js";
 
-/** Which link of the stack a toxic goes on: every link runs through its own Toxiproxy proxy. */
-export type Link = "redis" | "kube" | "dataStorage" | "ingress" | "replication";
+/** Which link of the stack a toxic goes on; each link in the experiment's `stack.links` runs through its own Toxiproxy proxy. */
+export type Link = ProxiedLink;
 
 /** LitmusChaos probe modes. */
 export type ProbeMode = "SOT" | "EOT" | "Edge" | "Continuous" | "OnChaos";
@@ -129,12 +130,19 @@ export interface LoadSpec {
   timeoutMs?: number;
   /** Load after the warm-up and before the first fault (ms), so the chaos hits a warm steady state. */
   leadInMs?: number;
-  /** Through the ingress proxy (default) or straight to the gateway. */
+  /** Through the ingress proxy (default when the stack proxies `ingress`) or straight to the gateway. */
   via?: "ingress" | "direct";
 }
 
 export interface StackSpec {
   redis: "single" | "sentinel";
+  /**
+   * The links that run through Toxiproxy (default: every one); the others are direct. A proxy costs
+   * CPU on every byte it carries (at 1000 signals/s, a quarter to a third of a core for all of them),
+   * so an experiment at a high rate proxies only what it faults. The load goes through `ingress`
+   * when it is proxied.
+   */
+  links?: Link[];
   /** Sentinel only: latency on the replication links (ms), so a kill lands while a replica is behind. */
   replicationLatencyMs?: number;
   /** Gateway settings on top of the stack's own. */
@@ -225,4 +233,18 @@ export interface RunParameters {
   durationMs?: number;
   kills?: number;
   seed: number;
+}
+
+/** Links the experiment's faults and load go through; each must be in `stack.links`. */
+export function linksUsed(experiment: Experiment): Set<Link> {
+  const used = new Set<Link>();
+  const visit = (action: FaultAction): void => {
+    if (action.kind === "toxic") used.add(action.link);
+    if (action.kind === "corrupt-sender" && action.via === "ingress") used.add("ingress");
+    if (action.kind === "combined") action.actions.forEach(visit);
+  };
+  for (const fault of experiment.faults) visit(fault.action);
+  if (experiment.load.via === "ingress") used.add("ingress");
+  if (experiment.stack.replicationLatencyMs) used.add("replication");
+  return used;
 }

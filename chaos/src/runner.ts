@@ -8,11 +8,11 @@ import { MemoryCgroup } from "../../harness/src/host/cgroup.js";
 import { Tmpfs } from "../../harness/src/host/tmpfs.js";
 import type { Check } from "../../harness/src/invariants.js";
 import { rssBytes } from "../../harness/src/proc-stats.js";
-import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
+import { ALL_LINKS, LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
 import { deferCleanup } from "../../harness/src/supervisor.js";
 import { NAMESPACES } from "../../load/lib/traffic.ts";
 import { evaluateInvariants } from "./checks.js";
-import type { Experiment, Fault } from "./experiment.js";
+import { type Experiment, type Fault, linksUsed } from "./experiment.js";
 import { type InjectedFault, inject } from "./faults.js";
 import { type HostProbes, hostSupport } from "./host-support.js";
 import { type Answer, BackgroundLoad } from "./load.js";
@@ -262,6 +262,16 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     result.endedAt = new Date().toISOString();
     return result;
   }
+  const links = experiment.stack.links ?? [...ALL_LINKS];
+  const unproxied = [...linksUsed(experiment)].filter((l) => !links.includes(l));
+  if (unproxied.length > 0) {
+    fail(
+      result,
+      `the experiment uses link(s) ${unproxied.join(", ")}, which its stack.links (${links.join(", ")}) leave out`,
+    );
+    result.endedAt = new Date().toISOString();
+    return result;
+  }
 
   const undo: Array<() => Promise<void>> = [];
   let memory: MemoryCgroup | undefined;
@@ -300,7 +310,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
       result.figures["gateway memory limit (MiB)"] = Math.round(experiment.stack.memoryLimitBytes / 1048576);
     }
     let builder = new LocalStack()
-      .withToxiproxy()
+      .withToxiproxy(links)
       .withNamespaces(Object.fromEntries(NAMESPACES.map((ns) => [ns, { environment: "production" }])))
       .withGatewayConfig(gatewayConfig);
     if (experiment.stack.redis === "sentinel") builder = builder.withSentinel();
@@ -327,7 +337,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     const ctx: ProbeContext = {
       urls: {
         gateway: stack.gateway?.getUrl() ?? "",
-        ingress: stack.ingressUrl(),
+        ingress: links.includes("ingress") ? stack.ingressUrl() : "",
         dataStorage: stack.dataStorage.getUrl(),
         prometheus: stack.prometheus.getUrl(),
       },
@@ -354,7 +364,10 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     void stack.gateway?.process.exited.then((e) => {
       gatewayExit = e;
     });
-    const url = experiment.load.via === "direct" ? (stack.gateway?.getUrl() ?? "") : stack.ingressUrl();
+    const url =
+      experiment.load.via === "direct" || !links.includes("ingress")
+        ? (stack.gateway?.getUrl() ?? "")
+        : stack.ingressUrl();
     const faultsMs = experiment.faults.reduce(
       (sum, f) => sum + (f.repeat ?? 1) * (f.durationMs + (f.afterMs ?? 0) + 120_000),
       0,

@@ -175,7 +175,7 @@ export class LocalStack {
       if (toxiproxy && this.toxiproxy?.has("replication")) group.withReplicationProxy(toxiproxy);
       // The gateway's address first, so Prometheus starts beside the dependencies: it applies its
       // targets only some 5 s after it starts, time that now passes while they start.
-      let listen = this.gateway ? await this.gatewayListenAddress() : undefined;
+      const listen = this.gateway ? await this.gatewayListenAddress() : undefined;
       const prometheus = new PrometheusServer();
       if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
       const [redis, kube, dataStorage, prom] = await Promise.all([
@@ -194,33 +194,19 @@ export class LocalStack {
       let gateway: StartedGateway | undefined;
       let links: ProxiedLinks | undefined;
       if (this.gateway) {
-        const gatewayProcess = (listenAddress: string | undefined) => {
-          const process = new GatewayProcess().withConfig({
-            server: { listenAddress },
-            redis: deps?.redisConfig ?? redisConfig(redis),
-            kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
-            dataStorage: {
-              url: deps?.proxies.dataStorage ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl(),
-            },
-          });
-          // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
-          process.withConfig(this.gatewayConfig);
-          if (this.gatewayMain) process.withMain(this.gatewayMain);
-          if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
-          return process;
-        };
-        const chosen = (this.gatewayConfig.server as ConfigTree | undefined)?.listenAddress === undefined;
-        for (let attempt = 1; !gateway; attempt++) {
-          try {
-            gateway = track(await gatewayProcess(listen).start());
-          } catch (err) {
-            // The port was free when picked, before the dependencies started; a socket of theirs (a
-            // bind to port 0, an outgoing connection) can take it meanwhile. Seen once in ~40 starts.
-            if (!chosen || attempt >= 3 || !String((err as Error).message).includes("EADDRINUSE")) throw err;
-            listen = `127.0.0.1:${await freePort()}`;
-            await prom.addScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
-          }
-        }
+        const process = new GatewayProcess().withConfig({
+          server: { listenAddress: listen },
+          redis: deps?.redisConfig ?? redisConfig(redis),
+          kubernetes: { mode: "kubeconfig", kubeconfigPath: deps?.kubeconfigPath ?? kube.getKubeconfigPath() },
+          dataStorage: {
+            url: deps?.proxies.dataStorage ? `http://${deps.proxies.dataStorage.getListen()}` : dataStorage.getUrl(),
+          },
+        });
+        // Merged, not spread: settings under dataStorage (or redis, kubernetes) keep the links above.
+        process.withConfig(this.gatewayConfig);
+        if (this.gatewayMain) process.withMain(this.gatewayMain);
+        if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
+        gateway = track(await process.start());
         if (deps) {
           const ingress = this.toxiproxy?.has("ingress")
             ? await deps.toxiproxy.createProxy("ingress", new URL(gateway.getUrl()).host)

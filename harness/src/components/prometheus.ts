@@ -203,11 +203,9 @@ export class StartedPrometheusServer {
     );
   }
 
-  /** Adds a scrape job to the running server, or points an existing one at `target` (config rewrite + /-/reload). */
+  /** Adds a scrape job to the running server (config rewrite + /-/reload). */
   async addScrapeTarget(job: string, target: string, options: ScrapeOptions = {}): Promise<void> {
-    const existing = this.setup.targets.find((t) => t.job === job);
-    if (existing) Object.assign(existing, { target, ...options });
-    else this.setup.targets.push({ job, target, ...options });
+    this.setup.targets.push({ job, target, ...options });
     writeFileSync(this.configPath, renderConfig(this.setup));
     const res = await fetch(`${this.url}/-/reload`, { method: "POST", signal: AbortSignal.timeout(10_000) });
     if (!res.ok) throw new Error(`Prometheus config reload failed (${res.status}): ${await res.text()}`);

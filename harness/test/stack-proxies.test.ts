@@ -6,7 +6,7 @@ import { StartedRedisSentinelGroup } from "../src/components/redis-sentinel.js";
 import type { ToxicProxy } from "../src/components/toxiproxy.js";
 import { remediationRequests } from "../src/invariants.js";
 import { eventually } from "../src/poll.js";
-import { LocalStack, type StartedLocalStack } from "../src/stack.js";
+import { LocalStack, type ProxiedLink, type StartedLocalStack } from "../src/stack.js";
 
 const NAMESPACE = "proxied";
 let alertSeq = 0;
@@ -96,9 +96,9 @@ async function cutRedisLink(stack: StartedLocalStack, proxy: ToxicProxy | undefi
   return during;
 }
 
-const stackOptions = (builder: LocalStack) =>
+const stackOptions = (builder: LocalStack, links?: ProxiedLink[]) =>
   builder
-    .withToxiproxy()
+    .withToxiproxy(links)
     .withNamespaces({ [NAMESPACE]: { environment: "staging" } })
     // Many alerts of one name in a minute would fold into a storm and create nothing.
     .withGatewayConfig({ processing: { storm: { enabled: false } } });
@@ -152,14 +152,21 @@ describe("LocalStack withToxiproxy (one Redis server)", () => {
   });
 });
 
+/** A started Sentinel stack with proxies on `links` (default: every link), and its group. */
+async function sentinelStack(
+  links?: ProxiedLink[],
+): Promise<{ stack: StartedLocalStack; group: StartedRedisSentinelGroup }> {
+  const stack = await stackOptions(new LocalStack().withSentinel(), links).start();
+  if (!(stack.redis instanceof StartedRedisSentinelGroup)) throw new Error("expected a Sentinel group");
+  return { stack, group: stack.redis };
+}
+
 describe("LocalStack withToxiproxy withSentinel (replication proxies, natMap)", () => {
   let stack: StartedLocalStack;
   let group: StartedRedisSentinelGroup;
 
   beforeAll(async () => {
-    stack = await stackOptions(new LocalStack().withSentinel()).start();
-    if (!(stack.redis instanceof StartedRedisSentinelGroup)) throw new Error("expected a Sentinel group");
-    group = stack.redis;
+    ({ stack, group } = await sentinelStack());
   }, 180_000);
   afterAll(async () => {
     await stack?.stop();
@@ -253,14 +260,7 @@ describe("LocalStack withToxiproxy(['replication']) withSentinel (only the links
   let group: StartedRedisSentinelGroup;
 
   beforeAll(async () => {
-    stack = await new LocalStack()
-      .withSentinel()
-      .withToxiproxy(["replication"])
-      .withNamespaces({ [NAMESPACE]: { environment: "staging" } })
-      .withGatewayConfig({ processing: { storm: { enabled: false } } })
-      .start();
-    if (!(stack.redis instanceof StartedRedisSentinelGroup)) throw new Error("expected a Sentinel group");
-    group = stack.redis;
+    ({ stack, group } = await sentinelStack(["replication"]));
   }, 180_000);
   afterAll(async () => {
     await stack?.stop();

@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 const FAILOVER_UNDER_TRAFFIC = "gateway/test/pipeline/sentinel.test.ts";
+/** Chaos tests that run no experiment (manifests, flags, checks, probes): beside the other suites. */
+const CHAOS_WITHOUT_LOAD = "chaos/test/{mesh,cli,checks,probes,runner}.test.ts";
 
 const shared = {
   // Integration tests start real processes; on 2 cores two files at a time is the sweet spot.
@@ -19,7 +21,7 @@ export default defineConfig({
         test: {
           ...shared,
           name: "suites",
-          include: ["{gateway,harness,load,e2e,grafana}/**/*.test.ts"],
+          include: ["{gateway,harness,load,e2e,grafana}/**/*.test.ts", CHAOS_WITHOUT_LOAD],
           exclude: [FAILOVER_UNDER_TRAFFIC, "**/node_modules/**"],
         },
       },
@@ -39,6 +41,7 @@ export default defineConfig({
           maxWorkers: 1,
           name: "chaos",
           include: ["chaos/**/*.test.ts"],
+          exclude: [CHAOS_WITHOUT_LOAD, "**/node_modules/**"],
           sequence: { groupOrder: 1 },
         },
       },

@@ -68,7 +68,7 @@ export function markdownReport(summary: ChaosSummary, charts: Record<string, str
         Object.entries(e.load.byStatus)
           .map(([s, n]) => `${s === "0" ? "none" : s}: ${n}`)
           .join(", "),
-      )}. Recovery after the last fault: ${e.recovery.ms === null ? "not within the limit" : `${e.recovery.ms} ms`}.`,
+      )}. Recovery after the last fault: ${e.recovery.ms === null ? `not within the ${e.recovery.waitedMs} ms waited` : `${e.recovery.ms} ms`}.`,
       "",
     );
     if (e.faults.length) {

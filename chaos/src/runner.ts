@@ -71,8 +71,8 @@ export interface ExperimentResult {
   };
   faults: FaultRecord[];
   probes: ProbeVerdict[];
-  /** From the last fault's removal until the answers were all 2xx again. */
-  recovery: { ms: number | null; steadyAfterMs: number };
+  /** From the last fault's removal until the answers were all 2xx again (null: not within `waitedMs`). */
+  recovery: { ms: number | null; steadyAfterMs: number; waitedMs: number };
   invariants: Check[];
   figures: Record<string, number | string | null>;
   timeline: TimelineBucket[];
@@ -249,7 +249,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     load: { rate: experiment.load.rate, sent: 0, dropped: 0, byStatus: {}, counts: {} },
     faults: [],
     probes: [],
-    recovery: { ms: null, steadyAfterMs: STEADY_MS },
+    recovery: { ms: null, steadyAfterMs: STEADY_MS, waitedMs: recoveryLimitMs(experiment) },
     invariants: [],
     figures: {},
     timeline: [],
@@ -425,7 +425,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     let recovered = await recoveredAt(
       load,
       lastRemoved,
-      recoveryLimitMs(experiment),
+      result.recovery.waitedMs,
       () => !!started.gateway?.process.running,
     );
 

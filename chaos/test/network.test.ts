@@ -99,7 +99,7 @@ describe("network/redis-reset", () => {
     // Both halves of counting once across lost answers: the take-back, and idempotent additions.
     const gatewayMain = patchedGateway("count-twice", [
       { file: "dedup.ts", find: "        this.releaseLater(signal.fingerprint, token);", replace: "" },
-      { file: "dedup-scripts.ts", find: "if seen(key, id) then return 'added' end", replace: "" },
+      { file: "dedup-scripts.ts", find: "if seen(key, id) then return 'seen' end", replace: "" },
     ]);
     expectFailedOn(
       await run("network/redis-reset", annotate, { gatewayMain, fault: "every Redis answer 3 s late (latency)" }),

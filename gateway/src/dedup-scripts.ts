@@ -227,11 +227,12 @@ return {c, ref}
  *              this request next reads its status, which holds them;
  *   later    - a claimer is creating or adopting the request right now (whether the status it
  *              read holds them is known once it has recorded it), or there is no hash while
- *              counts are still on their way to the status.
+ *              counts are still on their way to the status;
+ *   seen     - this id was settled before (a retry after a lost answer): nothing changes.
  */
 export const ADD_COUNT = new LuaScript(`${TOKENS}
 local key, id = KEYS[1], ARGV[3]
-if seen(key, id) then return 'added' end
+if seen(key, id) then return 'seen' end
 local ref = redis.call('HGET', key, 'remediationRequestRef')
 if not ref then
   if ARGV[5] == 'wait' then return 'later' end

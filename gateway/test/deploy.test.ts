@@ -5,7 +5,7 @@
  * bundle step, run here and started with the shipped config under the
  * shipped RBAC against a real API server and Redis.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type {
@@ -256,6 +256,48 @@ describe("gateway deploy manifests (kustomize → real kube-apiserver, server-si
     expect(Number(minor), "preStop sleep needs Kubernetes >= 1.30").toBeGreaterThanOrEqual(30);
     const nodePort = find<V1Service>(kind, "Service", "gateway").spec?.ports?.[0]?.nodePort;
     expect(node.extraPortMappings).toContainEqual(expect.objectContaining({ containerPort: nodePort }));
+  });
+});
+
+describe("kind-config.yaml decoded by kind's own v1alpha4 types (tools/kind-validate; no Docker engine here)", () => {
+  const CONFIG = join(DEPLOY, "overlays", "kind", "kind-config.yaml");
+  const validate = (file: string) => spawnSync(binary("kind-validate"), [file], { encoding: "utf8" });
+
+  it("holds: strict decoding, one control-plane node, its port mapping", () => {
+    const res = validate(CONFIG);
+    expect(res.stdout.trim(), res.stderr).toBe(`OK ${CONFIG} (1 nodes, 1 port mappings)`);
+    expect(res.status).toBe(0);
+  });
+
+  it.each([
+    [
+      "a misspelt field",
+      (c: string) => c.replace("extraPortMappings:", "extraPortMapping:"),
+      'unknown field "extraPortMapping"',
+    ],
+    ["a port as text", (c: string) => c.replace("hostPort: 30080", 'hostPort: "high"'), "hostPort"],
+    [
+      "no control plane",
+      (c: string) => c.replace("role: control-plane", "role: worker"),
+      "at least one control-plane node",
+    ],
+    [
+      "a host port mapped twice",
+      (c: string) => c.replace(/(\n {6}- containerPort: 30080[\s\S]*?protocol: TCP)/, "$1$1"),
+      "maps host port 127.0.0.1:30080/TCP, which nodes[0].extraPortMappings[0] maps already",
+    ],
+  ])("rejects %s, naming it", (_what, breakIt, message) => {
+    const dir = scratchDir("kind-config");
+    try {
+      const broken = join(dir, "kind-config.yaml");
+      writeFileSync(broken, breakIt(readFileSync(CONFIG, "utf8")));
+      const res = validate(broken);
+      expect(res.stdout).toContain(`INVALID ${broken}: `);
+      expect(res.stdout).toContain(message);
+      expect(res.status).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

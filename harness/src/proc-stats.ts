@@ -15,6 +15,27 @@ export function statFields(pid: number): string[] {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
+/** `root` and its descendants by parent pid, wherever their process group (those that exit meanwhile are left out). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const parent = Number(statFields(Number(entry))[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree: number[] = [];
+  for (const queue = [root]; queue.length > 0; ) {
+    const pid = queue.shift() as number;
+    tree.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
 /** Pids of the processes in process group `pgid` (those that exit meanwhile are left out). */
 export function processGroup(pgid: number): number[] {
   return readdirSync("/proc")

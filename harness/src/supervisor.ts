@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, wri
 import { setPriority } from "node:os";
 import { join } from "node:path";
 import { currentRunDir } from "./paths.js";
-import { processGroup } from "./proc-stats.js";
+import { processGroup, processTree } from "./proc-stats.js";
 
 /** How to run one component process. */
 export interface ProcessSpec {
@@ -181,13 +181,15 @@ export class ManagedProcess {
   }
 
   /**
-   * Sets the nice value of every thread in the process group (Linux nice is
-   * per thread); threads and processes started later inherit it.
+   * Sets the nice value of every thread of the process and its descendants
+   * (Linux nice is per thread); threads and processes started later inherit it.
+   * Descendants, not the process group: PostgreSQL's backends each start a
+   * session of their own.
    */
   setNice(nice: number): void {
-    const group = this.pid;
-    if (group === undefined || !this.running) throw new Error(`${this.spec.name}: not running`);
-    for (const pid of processGroup(group)) {
+    const root = this.pid;
+    if (root === undefined || !this.running) throw new Error(`${this.spec.name}: not running`);
+    for (const pid of new Set([...processGroup(root), ...processTree(root)])) {
       try {
         for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), nice);
       } catch {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { repoRoot, scratchDir } from "../src/paths.js";
 import { eventually } from "../src/poll.js";
-import { processGroup, statFields } from "../src/proc-stats.js";
+import { processGroup, processTree, statFields } from "../src/proc-stats.js";
 import { isAlive, ManagedProcess } from "../src/supervisor.js";
 
 const owners: ChildProcess[] = [];
@@ -80,6 +80,27 @@ describe("process supervisor", () => {
       const group = processGroup(proc.pid ?? 0);
       expect(group.length).toBeGreaterThanOrEqual(2);
       for (const pid of group) expect(Number(statFields(pid)[16]), `pid ${pid}`).toBe(7);
+    } finally {
+      await proc.stop();
+    }
+  });
+
+  it("sets the nice value of children that left the process group (as PostgreSQL's backends do)", async () => {
+    const proc: ManagedProcess = new ManagedProcess({
+      name: "leavers",
+      command: "sh",
+      args: ["-c", "setsid sleep 30 & echo started; wait"],
+      ready: () => proc.logTail().includes("started"),
+    });
+    await proc.start();
+    try {
+      const pid = proc.pid ?? 0;
+      const tree = await eventually(
+        () => (processTree(pid).length >= 2 && processGroup(pid).length === 1 ? processTree(pid) : false),
+        { what: "the child to be in a session of its own" },
+      );
+      proc.setNice(7);
+      for (const pid of tree) expect(Number(statFields(pid)[16]), `pid ${pid}`).toBe(7);
     } finally {
       await proc.stop();
     }

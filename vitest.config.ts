@@ -21,7 +21,7 @@ export default defineConfig({
         test: {
           ...shared,
           name: "suites",
-          include: ["{gateway,harness,load,e2e,grafana}/**/*.test.ts", CHAOS_WITHOUT_LOAD],
+          include: ["{gateway,harness,standins,load,e2e,grafana}/**/*.test.ts", CHAOS_WITHOUT_LOAD],
           exclude: [FAILOVER_UNDER_TRAFFIC, "**/node_modules/**"],
         },
       },

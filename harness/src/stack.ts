@@ -92,6 +92,7 @@ export class LocalStack {
   private toxiproxy: ReadonlySet<ProxiedLink> | undefined;
   private gatewayMain: string | undefined;
   private gatewayCgroups: string[] = [];
+  private crds: string[] = [];
 
   /** Redis as a Sentinel group (master, 2 replicas, 3 sentinels) instead of one server. */
   withSentinel(): this {
@@ -142,6 +143,12 @@ export class LocalStack {
     return this;
   }
 
+  /** More CRD files for the API server beside the RemediationRequest's (e.g. STANDIN_CRDS). */
+  withCrds(paths: string[]): this {
+    this.crds.push(...paths);
+    return this;
+  }
+
   /** Namespaces to create, with their labels (e.g. `environment: production`). */
   withNamespaces(namespaces: Record<string, Record<string, string>>): this {
     Object.assign(this.namespaces, namespaces);
@@ -180,7 +187,7 @@ export class LocalStack {
       if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
       const [redis, kube, dataStorage, prom] = await Promise.all([
         this.sentinel ? group.start().then(track) : new RedisServer().start().then(track),
-        new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD]).start().then(track),
+        new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD, ...this.crds]).start().then(track),
         new DataStorageService().start().then(track),
         prometheus.start().then(track),
       ]);

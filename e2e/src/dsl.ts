@@ -1,0 +1,426 @@
+// The end-to-end DSL: Given / When / Then on Vitest fixtures, in the spirit of
+// Argo CD's e2e fixture and sigs.k8s.io/e2e-framework.
+//
+//   scenario("one alert is remediated", async ({ given, when, then }) => {
+//     const world = await given.stack({ namespaces: { shop: { environment: "production" } } });
+//     const alert = await when.alertFires({ alert: "PodCrashLooping", namespace: "shop", pod: "api-0" });
+//     await then.remediationRequest(alert).reaches("Completed");
+//   });
+//
+// Every step is recorded in the test's meta (e2e/suite/reporter.ts turns it into
+// the run's summary and report). Every expectation polls the real state until a
+// deadline and, failing, says what it last saw: the request's status, its phase
+// history as a watch saw it, its children, its audit rows.
+import { createHash } from "node:crypto";
+import { type CoreV1Event, CustomObjectsApi, makeInformer } from "@kubernetes/client-node";
+import { test as base, type TaskMeta } from "vitest";
+import { AlertmanagerServer } from "../../harness/src/components/alertmanager.js";
+import type { ConfigTree } from "../../harness/src/components/gateway.js";
+import { PrometheusServer } from "../../harness/src/components/prometheus.js";
+import {
+  AIAnalysisStandIn,
+  type BehaviourRule,
+  EventExporterStandIn,
+  OrchestratorStandIn,
+  STANDIN_CRDS,
+  type StartedStandIn,
+  WorkflowExecutionStandIn,
+} from "../../harness/src/components/standins.js";
+import { eventually } from "../../harness/src/poll.js";
+import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
+
+export interface E2eStep {
+  kind: "given" | "when" | "then";
+  text: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
+}
+
+export interface E2eMeta {
+  scenario: number;
+  title: string;
+  steps: E2eStep[];
+}
+
+declare module "vitest" {
+  interface TaskMeta {
+    e2e?: E2eMeta;
+  }
+}
+
+export interface StackSpec {
+  /** Gateway settings on top of the stack's own. */
+  gateway?: ConfigTree;
+  /** Namespaces with their labels (e.g. environment: production). */
+  namespaces?: Record<string, Record<string, string>>;
+  /** AI Analysis rules (standins/README.md). */
+  aiAnalysis?: BehaviourRule[];
+  /** Workflow Execution rules. */
+  workflowExecution?: BehaviourRule[];
+  /** The orchestrator's deadline per phase (default 60s). */
+  phaseTimeout?: string;
+  /** Forward Warning events from the API server to the gateway. */
+  eventExporter?: boolean;
+}
+
+export interface RemediationRequestObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+  };
+  spec: Record<string, unknown> & { signalFingerprint: string; signalName: string };
+  status?: Record<string, unknown> & {
+    overallPhase?: string;
+    deduplication?: { occurrenceCount: number; firstSeenAt: string; lastSeenAt: string };
+  };
+}
+
+/** A signal the scenario sent or caused: what identifies its request. */
+export interface SignalRef {
+  fingerprint: string;
+  signalName: string;
+  namespace: string;
+}
+
+/** sha256(signalName:namespace:kind:name), as the contract defines the fingerprint. */
+export function fingerprintOf(signalName: string, namespace: string, kind: string, name: string): string {
+  return createHash("sha256").update(`${signalName}:${namespace}:${kind}:${name}`).digest("hex");
+}
+
+const GROUP = { group: "kubernaut.ai", version: "v1alpha1" } as const;
+const describeValue = (v: unknown) => JSON.stringify(v, null, 0)?.slice(0, 1500);
+
+/** Every phase a watch saw each request in, in order (consecutive repeats folded). */
+class PhaseHistory {
+  readonly byRequest = new Map<string, string[]>();
+  private stopInformer: (() => Promise<void>) | undefined;
+
+  async start(stack: StartedLocalStack): Promise<void> {
+    const kc = stack.kube.kubeConfig();
+    const api = kc.makeApiClient(CustomObjectsApi);
+    const informer = makeInformer<RemediationRequestObject & { apiVersion?: string; kind?: string }>(
+      kc,
+      "/apis/kubernaut.ai/v1alpha1/remediationrequests",
+      () => api.listClusterCustomObject({ ...GROUP, plural: "remediationrequests" }),
+    );
+    const record = (rr: RemediationRequestObject) => {
+      const key = `${rr.metadata.namespace}/${rr.metadata.name}`;
+      const seen = this.byRequest.get(key) ?? [];
+      const phase = rr.status?.overallPhase ?? "(none)";
+      if (seen[seen.length - 1] !== phase) seen.push(phase);
+      this.byRequest.set(key, seen);
+    };
+    informer.on("add", record);
+    informer.on("update", record);
+    await informer.start();
+    this.stopInformer = () => informer.stop();
+  }
+
+  of(rr: { metadata: { namespace: string; name: string } }): string[] {
+    return this.byRequest.get(`${rr.metadata.namespace}/${rr.metadata.name}`) ?? [];
+  }
+
+  async stop(): Promise<void> {
+    await this.stopInformer?.();
+  }
+}
+
+/** What a scenario runs against: the local stack, the stand-ins, and what watches them. */
+export class World {
+  constructor(
+    readonly stack: StartedLocalStack,
+    readonly standins: StartedStandIn[],
+    readonly phases: PhaseHistory,
+  ) {}
+
+  gatewayUrl(): string {
+    const gw = this.stack.gateway;
+    if (!gw) throw new Error("the stack has no gateway");
+    return gw.getUrl();
+  }
+
+  async remediationRequests(): Promise<RemediationRequestObject[]> {
+    const list = (await this.stack.kube
+      .clients()
+      .custom.listClusterCustomObject({ ...GROUP, plural: "remediationrequests" })) as {
+      items: RemediationRequestObject[];
+    };
+    return list.items;
+  }
+
+  async requestsOf(signal: SignalRef): Promise<RemediationRequestObject[]> {
+    return (await this.remediationRequests()).filter((rr) => rr.spec.signalFingerprint === signal.fingerprint);
+  }
+
+  async child(plural: "aianalyses" | "workflowexecutions", namespace: string, name: string) {
+    return (await this.stack.kube
+      .clients()
+      .custom.getNamespacedCustomObject({ ...GROUP, plural, namespace, name })) as RemediationRequestObject;
+  }
+
+  /** Audit rows of a signal in Data Storage (PostgreSQL), in arrival order. */
+  async auditTrail(signal: SignalRef) {
+    const rows = await this.stack.dataStorage.events({ correlation_id: signal.fingerprint, limit: 1000 });
+    return rows.sort((a, b) => a.id - b.id);
+  }
+
+  /** What a failed expectation about `signal` last saw, for its message. */
+  async lastSeen(signal: SignalRef): Promise<string> {
+    const rrs = await this.requestsOf(signal).catch((err: Error) => err.message);
+    if (typeof rrs === "string") return `requests: ${rrs}`;
+    const parts = rrs.map(
+      (rr) =>
+        `${rr.metadata.namespace}/${rr.metadata.name} status ${describeValue(rr.status)} phases seen ${this.phases.of(rr).join(" → ")}`,
+    );
+    const audit = await this.auditTrail(signal).catch(() => []);
+    return `${rrs.length} request(s) for ${signal.signalName}: ${parts.join("; ") || "none"}; audit: ${audit.map((e) => e.event_type).join(", ") || "none"}`;
+  }
+}
+
+interface Recorder {
+  step<T>(kind: E2eStep["kind"], text: string, work: () => Promise<T>, detail?: (value: T) => string): Promise<T>;
+}
+
+function recorder(meta: TaskMeta, title: string): Recorder {
+  const scenarioNumber = Number(/^(\d+)/.exec(title)?.[1] ?? 0);
+  meta.e2e ??= { scenario: scenarioNumber, title: title.replace(/^\d+[.:]?\s*/, ""), steps: [] };
+  const steps = meta.e2e.steps;
+  return {
+    async step(kind, text, work, detail) {
+      const started = performance.now();
+      try {
+        const value = await work();
+        steps.push({
+          kind,
+          text,
+          ok: true,
+          ms: Math.round(performance.now() - started),
+          ...(detail && { detail: detail(value) }),
+        });
+        return value;
+      } catch (err) {
+        steps.push({
+          kind,
+          text,
+          ok: false,
+          ms: Math.round(performance.now() - started),
+          detail: (err as Error).message.slice(0, 2000),
+        });
+        throw err;
+      }
+    },
+  };
+}
+
+export class Given {
+  world: World | undefined;
+  private readonly cleanups: (() => Promise<unknown>)[] = [];
+
+  constructor(private readonly rec: Recorder) {}
+
+  /** The local stack with the stand-in controllers (and the event exporter when asked). */
+  stack(spec: StackSpec = {}): Promise<World> {
+    const what = `the local stack${spec.eventExporter ? ", the event exporter" : ""} and the stand-in controllers`;
+    return this.rec.step("given", what, async () => {
+      const stack = await new LocalStack()
+        .withCrds(STANDIN_CRDS)
+        .withNamespaces(spec.namespaces ?? {})
+        .withGatewayConfig(spec.gateway ?? {})
+        .start();
+      this.cleanups.push(() => stack.stop());
+      const started = await Promise.all([
+        new OrchestratorStandIn(stack.kube).withPhaseTimeout(spec.phaseTimeout ?? "60s").start(),
+        new AIAnalysisStandIn(stack.kube)
+          .withStep("200ms")
+          .withBehaviour(spec.aiAnalysis ?? [])
+          .start(),
+        new WorkflowExecutionStandIn(stack.kube)
+          .withStep("200ms")
+          .withBehaviour(spec.workflowExecution ?? [])
+          .start(),
+        ...(spec.eventExporter && stack.gateway
+          ? [new EventExporterStandIn(stack.kube).withGateway(stack.gateway.getUrl()).start()]
+          : []),
+      ]);
+      this.cleanups.push(() => Promise.allSettled(started.map((s) => s.stop())));
+      const phases = new PhaseHistory();
+      await phases.start(stack);
+      this.cleanups.push(() => phases.stop());
+      this.world = new World(stack, started, phases);
+      return this.world;
+    });
+  }
+
+  /** Something the scenario started, stopped at its end (newest first). */
+  track(stop: () => Promise<unknown>): void {
+    this.cleanups.push(stop);
+  }
+
+  /** Stops what this scenario started, newest first. */
+  async teardown(): Promise<void> {
+    for (const cleanup of this.cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+export interface AlertSpec {
+  alert: string;
+  namespace: string;
+  pod: string;
+  severity?: "critical" | "warning" | "info";
+  labels?: Record<string, string>;
+}
+
+export class When {
+  constructor(
+    private readonly rec: Recorder,
+    private readonly given: Given,
+  ) {}
+
+  private get world(): World {
+    if (!this.given.world) throw new Error("no stack: call given.stack() first");
+    return this.given.world;
+  }
+
+  /**
+   * A real Prometheus rule fires (expr vector(1)) and a real Alertmanager
+   * delivers it to the gateway's webhook, repeating it as Alertmanager does.
+   */
+  alertFires(spec: AlertSpec): Promise<SignalRef> {
+    return this.rec.step("when", `Prometheus rule ${spec.alert} fires and Alertmanager delivers it`, async () => {
+      const labels = {
+        severity: spec.severity ?? "critical",
+        namespace: spec.namespace,
+        pod: spec.pod,
+        ...spec.labels,
+      };
+      const rules = {
+        groups: [{ name: "e2e", rules: [{ alert: spec.alert, expr: "vector(1)", for: "0s", labels }] }],
+      };
+      const am = await new AlertmanagerServer()
+        .withWebhookReceiver(`${this.world.gatewayUrl()}/api/v1/signals/prometheus`)
+        .start();
+      this.given.track(() => am.stop());
+      const prom = await new PrometheusServer()
+        .withRuleFile(JSON.stringify(rules))
+        .withAlertmanager(am.getUrl())
+        .start();
+      this.given.track(() => prom.stop());
+      return {
+        fingerprint: fingerprintOf(spec.alert, spec.namespace, "Pod", spec.pod),
+        signalName: spec.alert,
+        namespace: spec.namespace,
+      };
+    });
+  }
+
+  /** A core/v1 Warning Event is created in the API server (the exporter forwards it). */
+  warningEvent(spec: { namespace: string; reason: string; pod: string; message?: string }): Promise<SignalRef> {
+    return this.rec.step(
+      "when",
+      `a Warning event ${spec.reason} about pod ${spec.pod} is created in the API server`,
+      async () => {
+        const now = new Date();
+        const event: CoreV1Event = {
+          metadata: { name: `${spec.pod}.${now.getTime().toString(16)}`, namespace: spec.namespace },
+          type: "Warning",
+          reason: spec.reason,
+          message: spec.message ?? `${spec.reason} on ${spec.pod}`,
+          involvedObject: { kind: "Pod", name: spec.pod, namespace: spec.namespace, apiVersion: "v1" },
+          source: { component: "kubelet" },
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        };
+        await this.world.stack.kube.clients().core.createNamespacedEvent({ namespace: spec.namespace, body: event });
+        return {
+          fingerprint: fingerprintOf(spec.reason, spec.namespace, "Pod", spec.pod),
+          signalName: spec.reason,
+          namespace: spec.namespace,
+        };
+      },
+    );
+  }
+}
+
+export class RequestExpectation {
+  constructor(
+    private readonly rec: Recorder,
+    private readonly world: World,
+    private readonly signal: SignalRef,
+  ) {}
+
+  /** Exactly one request for the signal, in `phase`, within `withinMs`. */
+  reaches(phase: string, withinMs = 60_000): Promise<RemediationRequestObject> {
+    return this.rec.step(
+      "then",
+      `the RemediationRequest of ${this.signal.signalName} reaches ${phase}`,
+      async () => {
+        try {
+          return await eventually(
+            async () => {
+              const rrs = await this.world.requestsOf(this.signal);
+              if (rrs.length !== 1) throw new Error(`${rrs.length} requests`);
+              const rr = rrs[0] as RemediationRequestObject;
+              if (rr.status?.overallPhase !== phase) throw new Error(`phase ${rr.status?.overallPhase ?? "(none)"}`);
+              return rr;
+            },
+            { what: `the request of ${this.signal.signalName} in ${phase}`, timeoutMs: withinMs, intervalMs: 250 },
+          );
+        } catch (err) {
+          throw new Error(
+            `${(err as Error).message.split("; last saw")[0]}; last saw: ${await this.world.lastSeen(this.signal)}`,
+          );
+        }
+      },
+      (rr) => `${rr.metadata.namespace}/${rr.metadata.name}: phases seen ${this.world.phases.of(rr).join(" → ")}`,
+    );
+  }
+}
+
+export class Then {
+  constructor(
+    private readonly rec: Recorder,
+    private readonly given: Given,
+  ) {}
+
+  private get world(): World {
+    if (!this.given.world) throw new Error("no stack: call given.stack() first");
+    return this.given.world;
+  }
+
+  remediationRequest(signal: SignalRef): RequestExpectation {
+    return new RequestExpectation(this.rec, this.world, signal);
+  }
+
+  /**
+   * A check of real state, polled until it holds or the deadline passes: `check`
+   * throws (an expect failing) until it holds; its last error is the message.
+   */
+  holds<T>(text: string, check: () => Promise<T>, withinMs = 20_000): Promise<T> {
+    return this.rec.step("then", text, () => eventually(check, { what: text, timeoutMs: withinMs, intervalMs: 250 }));
+  }
+}
+
+/** `scenario("N. title", async ({ given, when, then }) => ...)`: everything started is stopped after the test. */
+export const scenario = base.extend<{ given: Given; when: When; then: Then }>({
+  given: async ({ task }, use) => {
+    const given = new Given(recorder(task.meta, task.name));
+    try {
+      await use(given);
+    } finally {
+      await given.teardown();
+    }
+  },
+  when: async ({ task, given }, use) => {
+    await use(new When(recorder(task.meta, task.name), given));
+  },
+  then: async ({ task, given }, use) => {
+    await use(new Then(recorder(task.meta, task.name), given));
+  },
+});
+
+export { expect } from "vitest";

@@ -62,6 +62,8 @@ export interface StackSpec {
   phaseTimeout?: string;
   /** Forward Warning events from the API server to the gateway. */
   eventExporter?: boolean;
+  /** Another gateway entry point: a patched copy (harness patchedGateway()) for a can-fail run. */
+  gatewayMain?: string;
 }
 
 export interface RemediationRequestObject {
@@ -162,6 +164,16 @@ export class World {
       .custom.getNamespacedCustomObject({ ...GROUP, plural, namespace, name })) as RemediationRequestObject;
   }
 
+  /** The signal's deduplication hash in Redis (empty when there is none). */
+  async dedupHash(signal: SignalRef): Promise<Record<string, string>> {
+    const redis = this.stack.redis.client();
+    try {
+      return await redis.hgetall(`gateway:dedup:fingerprint:${signal.fingerprint}`);
+    } finally {
+      redis.disconnect();
+    }
+  }
+
   /** Audit rows of a signal in Data Storage (PostgreSQL), in arrival order. */
   async auditTrail(signal: SignalRef) {
     const rows = await this.stack.dataStorage.events({ correlation_id: signal.fingerprint, limit: 1000 });
@@ -226,11 +238,15 @@ export class Given {
   stack(spec: StackSpec = {}): Promise<World> {
     const what = `the local stack${spec.eventExporter ? ", the event exporter" : ""} and the stand-in controllers`;
     return this.rec.step("given", what, async () => {
-      const stack = await new LocalStack()
+      // e2e:cluster must not quietly test the local stack instead of the user's cluster.
+      if (process.env.E2E_TARGET === "cluster")
+        throw new Error("running the scenarios against an existing cluster is not built yet (e2e:cluster)");
+      const builder = new LocalStack()
         .withCrds(STANDIN_CRDS)
         .withNamespaces(spec.namespaces ?? {})
-        .withGatewayConfig(spec.gateway ?? {})
-        .start();
+        .withGatewayConfig(spec.gateway ?? {});
+      if (spec.gatewayMain) builder.withGatewayMain(spec.gatewayMain);
+      const stack = await builder.start();
       this.cleanups.push(() => stack.stop());
       const started = await Promise.all([
         new OrchestratorStandIn(stack.kube).withPhaseTimeout(spec.phaseTimeout ?? "60s").start(),
@@ -344,6 +360,96 @@ export class When {
       },
     );
   }
+
+  /**
+   * Alertmanager webhooks (version 4) posted to the gateway, one alert each, one
+   * after another; returns each answer's status and body.
+   */
+  webhooksSent(alerts: AlertSpec[], text?: string): Promise<{ signals: SignalRef[]; answers: WebhookAnswer[] }> {
+    const what = text ?? `${alerts.length} Alertmanager webhook(s) are posted to the gateway`;
+    return this.rec.step(
+      "when",
+      what,
+      async () => {
+        const answers: WebhookAnswer[] = [];
+        for (const alert of alerts) answers.push(await postWebhook(this.world.gatewayUrl(), alert));
+        return { signals: alerts.map(signalOf), answers };
+      },
+      ({ answers }) => `answers: ${tally(answers.map((a) => `${a.status} ${a.body.status ?? ""}`.trim()))}`,
+    );
+  }
+
+  /** The gateway process is stopped (SIGTERM: graceful; SIGKILL: no cleanup at all) and started again. */
+  gatewayRestarts(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
+    return this.rec.step("when", `the gateway is stopped with ${signal} and started again`, async () => {
+      const process = this.world.stack.gateway?.process;
+      if (!process) throw new Error("the stack has no gateway");
+      if (signal === "SIGKILL") await process.kill("SIGKILL");
+      else {
+        const exit = await process.stop();
+        if (exit.code !== 0) throw new Error(`the gateway exited ${JSON.stringify(exit)} on SIGTERM, not 0`);
+      }
+      await process.start();
+    });
+  }
+}
+
+export interface WebhookAnswer {
+  status: number;
+  body: { status?: string; remediationRequestName?: string; [k: string]: unknown };
+}
+
+export const signalOf = (a: AlertSpec): SignalRef => ({
+  fingerprint: fingerprintOf(a.alert, a.namespace, "Pod", a.pod),
+  signalName: a.alert,
+  namespace: a.namespace,
+});
+
+/** "201 created ×1, 202 duplicate ×4" */
+function tally(items: string[]): string {
+  const counts = new Map<string, number>();
+  for (const i of items) counts.set(i, (counts.get(i) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k} ×${n}`).join(", ");
+}
+
+async function postWebhook(gatewayUrl: string, alert: AlertSpec): Promise<WebhookAnswer> {
+  const labels = {
+    alertname: alert.alert,
+    severity: alert.severity ?? "critical",
+    namespace: alert.namespace,
+    pod: alert.pod,
+    ...alert.labels,
+  };
+  const startsAt = new Date().toISOString();
+  const body = {
+    version: "4",
+    groupKey: `{}:{alertname="${alert.alert}"}`,
+    truncatedAlerts: 0,
+    status: "firing",
+    receiver: "gateway",
+    groupLabels: { alertname: alert.alert },
+    commonLabels: labels,
+    commonAnnotations: {},
+    externalURL: "http://alertmanager.e2e:9093",
+    alerts: [
+      {
+        status: "firing",
+        labels,
+        annotations: {},
+        startsAt,
+        endsAt: "0001-01-01T00:00:00Z",
+        generatorURL: "http://prometheus.e2e/graph",
+        fingerprint: alert.pod,
+      },
+    ],
+  };
+  const res = await fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
 }
 
 export class RequestExpectation {
@@ -406,7 +512,14 @@ export class Then {
 }
 
 /** `scenario("N. title", async ({ given, when, then }) => ...)`: everything started is stopped after the test. */
-export const scenario = base.extend<{ given: Given; when: When; then: Then }>({
+/** What a scenario body gets: the three step builders. */
+export interface Steps {
+  given: Given;
+  when: When;
+  then: Then;
+}
+
+export const scenario = base.extend<Steps>({
   given: async ({ task }, use) => {
     const given = new Given(recorder(task.meta, task.name));
     try {
@@ -418,6 +531,7 @@ export const scenario = base.extend<{ given: Given; when: When; then: Then }>({
   when: async ({ task, given }, use) => {
     await use(new When(recorder(task.meta, task.name), given));
   },
+  // biome-ignore lint/suspicious/noThenProperty: the DSL's word; a fixture table is never awaited, and the value in the context (a Then) is not callable
   then: async ({ task, given }, use) => {
     await use(new Then(recorder(task.meta, task.name), given));
   },

@@ -187,7 +187,10 @@ export class LocalStack {
       if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
       const [redis, kube, dataStorage, prom] = await Promise.all([
         this.sentinel ? group.start().then(track) : new RedisServer().start().then(track),
-        new KubeApiServer().withCrds([REMEDIATION_REQUEST_CRD, ...this.crds]).start().then(track),
+        new KubeApiServer()
+          .withCrds([REMEDIATION_REQUEST_CRD, ...this.crds])
+          .start()
+          .then(track),
         new DataStorageService().start().then(track),
         prometheus.start().then(track),
       ]);

@@ -26,8 +26,11 @@ import {
   type StartedStandIn,
   WorkflowExecutionStandIn,
 } from "../../harness/src/components/standins.js";
+import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
 import { eventually } from "../../harness/src/poll.js";
 import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
+import { NAMESPACES } from "../../load/lib/traffic.ts";
+import { BackgroundLoad } from "../../chaos/src/load.js";
 
 export interface E2eStep {
   kind: "given" | "when" | "then";
@@ -133,11 +136,32 @@ class PhaseHistory {
 
 /** What a scenario runs against: the local stack, the stand-ins, and what watches them. */
 export class World {
+  /** The signals the scenario itself sent (webhooks, clients) and how they were answered, for the accounting. */
+  readonly sent: Required<GeneratorCounts> = {
+    created: 0,
+    duplicate: 0,
+    stormAggregated: 0,
+    unanswered: 0,
+    byFingerprint: new Map(),
+  };
+
   constructor(
     readonly stack: StartedLocalStack,
     readonly standins: StartedStandIn[],
     readonly phases: PhaseHistory,
   ) {}
+
+  /** Counts one answer of a one-alert webhook the scenario sent (status 0: no answer). */
+  count(status: number, body: WebhookAnswer["body"]): void {
+    if (status === 0) this.sent.unanswered++;
+    const outcome = { created: "created", duplicate: "duplicate", "storm-aggregated": "stormAggregated" } as const;
+    const field = status >= 200 && status < 300 ? outcome[body.status as keyof typeof outcome] : undefined;
+    if (!field) return;
+    this.sent[field]++;
+    // A storm member is counted in its storm's request, not under its own fingerprint.
+    const fp = field === "stormAggregated" ? "" : String(body.fingerprint ?? "");
+    if (fp) this.sent.byFingerprint.set(fp, (this.sent.byFingerprint.get(fp) ?? 0) + 1);
+  }
 
   gatewayUrl(): string {
     const gw = this.stack.gateway;
@@ -194,7 +218,12 @@ export class World {
 }
 
 interface Recorder {
-  step<T>(kind: E2eStep["kind"], text: string, work: () => Promise<T>, detail?: (value: T) => string): Promise<T>;
+  step<T>(
+    kind: E2eStep["kind"],
+    text: string,
+    work: () => Promise<T>,
+    detail?: (value: T) => string | undefined,
+  ): Promise<T>;
 }
 
 function recorder(meta: TaskMeta, title: string): Recorder {
@@ -243,6 +272,8 @@ export class Given {
         throw new Error("running the scenarios against an existing cluster is not built yet (e2e:cluster)");
       const builder = new LocalStack()
         .withCrds(STANDIN_CRDS)
+        // The load/ traffic model's namespaces, for scenarios under load.
+        .withNamespaces(Object.fromEntries(NAMESPACES.map((ns) => [ns, { environment: "production" }])))
         .withNamespaces(spec.namespaces ?? {})
         .withGatewayConfig(spec.gateway ?? {});
       if (spec.gatewayMain) builder.withGatewayMain(spec.gatewayMain);
@@ -362,6 +393,61 @@ export class When {
   }
 
   /**
+   * Background load (the chaos suite's open-model generator with the load/ traffic model),
+   * bounded in time; every answer is recorded for the accounting. Stopped by
+   * `then.everySignalAccountedFor(load)`, or at the end of the scenario.
+   */
+  loadRuns(rate: number, maxDurationMs = 60_000): Promise<BackgroundLoad> {
+    return this.rec.step("when", `background load runs at ${rate} signals/s`, async () => {
+      const load = new BackgroundLoad({
+        url: this.world.gatewayUrl(),
+        rate,
+        seed: 1,
+        timeoutMs: 10_000,
+        maxDurationMs,
+      });
+      load.start();
+      this.given.track(() => load.abortNow());
+      await eventually(() => load.answers.length >= rate, {
+        what: "a second of answers to the load",
+        timeoutMs: 30_000,
+      });
+      return load;
+    });
+  }
+
+  /**
+   * One client (keyed by X-Forwarded-For, for a gateway that trusts it) sends `count`
+   * alerts of its own at `rate` per second, open model; returns every answer.
+   */
+  clientSends(spec: { forwardedFor: string; rate: number; count: number; text?: string }): Promise<ClientAnswer[]> {
+    const text = spec.text ?? `client ${spec.forwardedFor} sends ${spec.count} alerts at ${spec.rate}/s`;
+    return this.rec.step(
+      "when",
+      text,
+      async () => {
+        const pending: Promise<ClientAnswer>[] = [];
+        const started = performance.now();
+        for (let i = 0; i < spec.count; i++) {
+          const due = started + (i * 1000) / spec.rate;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          // One fingerprint per client: its own first sighting, then duplicates (no storm of its own).
+          const alert = { alert: "ClientAlert", namespace: NAMESPACES[0], pod: `client-${spec.forwardedFor}` };
+          pending.push(
+            timedPost(this.world.gatewayUrl(), alert, { "x-forwarded-for": spec.forwardedFor }).then((answer) => {
+              this.world.count(answer.status, answer.body);
+              return answer;
+            }),
+          );
+        }
+        return Promise.all(pending);
+      },
+      (answers) => `answers: ${tally(answers.map((a) => String(a.status)))}`,
+    );
+  }
+
+  /**
    * Alertmanager webhooks (version 4) posted to the gateway, one alert each, one
    * after another; returns each answer's status and body.
    */
@@ -372,11 +458,54 @@ export class When {
       what,
       async () => {
         const answers: WebhookAnswer[] = [];
-        for (const alert of alerts) answers.push(await postWebhook(this.world.gatewayUrl(), alert));
+        for (const alert of alerts) {
+          const answer = await postWebhook(this.world.gatewayUrl(), alert);
+          this.world.count(answer.status, answer.body);
+          answers.push(answer);
+        }
         return { signals: alerts.map(signalOf), answers };
       },
       ({ answers }) => `answers: ${tally(answers.map((a) => `${a.status} ${a.body.status ?? ""}`.trim()))}`,
     );
+  }
+
+  /** The gateway's config file is changed and reloaded in place; throws unless the gateway applied it. */
+  configChanges(partial: ConfigTree, text: string): Promise<void> {
+    return this.rec.step("when", text, async () => {
+      const outcome = await this.gateway().updateConfig(partial);
+      if (outcome !== "success") throw new Error(`the gateway reported the reload as ${outcome}`);
+    });
+  }
+
+  /** The config file is replaced by `content`; returns the reload outcome and what the gateway logged about it. */
+  configFileReplaced(content: string, text: string): Promise<{ outcome: string; log: string }> {
+    return this.rec.step(
+      "when",
+      text,
+      async () => {
+        const gateway = this.gateway();
+        const outcome = await gateway.writeConfigFile(content);
+        const log =
+          gateway.process
+            .logTail(20)
+            .split("\n")
+            .filter((l) => l.includes("configuration reload"))
+            .pop() ?? "";
+        return { outcome, log };
+      },
+      ({ outcome, log }) => `reload ${outcome}: ${log.slice(0, 400)}`,
+    );
+  }
+
+  private gateway() {
+    const gateway = this.world.stack.gateway;
+    if (!gateway) throw new Error("the stack has no gateway");
+    return gateway;
+  }
+
+  /** An action the scenario takes with its own client (a bearer token, another replica), recorded as a step. */
+  does<T>(text: string, work: () => Promise<T>, detail?: (value: T) => string): Promise<T> {
+    return this.rec.step("when", text, work, detail);
   }
 
   /** The gateway process is stopped (SIGTERM: graceful; SIGKILL: no cleanup at all) and started again. */
@@ -412,7 +541,39 @@ function tally(items: string[]): string {
   return [...counts].map(([k, n]) => `${k} ×${n}`).join(", ");
 }
 
+export interface ClientAnswer {
+  /** Epoch ms at send. */
+  at: number;
+  status: number;
+  ms: number;
+  retryAfter: string | null;
+  body: WebhookAnswer["body"];
+}
+
+async function timedPost(gatewayUrl: string, alert: AlertSpec, headers: Record<string, string>): Promise<ClientAnswer> {
+  const at = Date.now();
+  const started = performance.now();
+  try {
+    const res = await sendWebhook(gatewayUrl, alert, headers);
+    const body = (await res.json().catch(() => ({}))) as WebhookAnswer["body"];
+    return {
+      at,
+      status: res.status,
+      ms: performance.now() - started,
+      retryAfter: res.headers.get("retry-after"),
+      body,
+    };
+  } catch {
+    return { at, status: 0, ms: performance.now() - started, retryAfter: null, body: {} };
+  }
+}
+
 async function postWebhook(gatewayUrl: string, alert: AlertSpec): Promise<WebhookAnswer> {
+  const res = await sendWebhook(gatewayUrl, alert, {});
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
+}
+
+function sendWebhook(gatewayUrl: string, alert: AlertSpec, headers: Record<string, string>): Promise<Response> {
   const labels = {
     alertname: alert.alert,
     severity: alert.severity ?? "critical",
@@ -443,13 +604,12 @@ async function postWebhook(gatewayUrl: string, alert: AlertSpec): Promise<Webhoo
       },
     ],
   };
-  const res = await fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
+  return fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(15_000),
   });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
 }
 
 export class RequestExpectation {
@@ -503,11 +663,52 @@ export class Then {
   }
 
   /**
+   * Stops the load, then reconciles every 2xx it and the scenario's own senders saw against the
+   * real state (requests, their counts, Redis, the audit trail, the gateway's counters in
+   * Prometheus): nothing lost, nothing twice.
+   */
+  everySignalAccountedFor(load: BackgroundLoad): Promise<Check[]> {
+    return this.rec.step(
+      "then",
+      "every signal answered 2xx is accounted for in the real state",
+      async () => {
+        await load.stop();
+        const { kube, redis, dataStorage, prometheus } = this.world.stack;
+        const seen = this.world.sent;
+        const byFingerprint = new Map(load.counts.byFingerprint);
+        for (const [fp, n] of seen.byFingerprint) byFingerprint.set(fp, (byFingerprint.get(fp) ?? 0) + n);
+        const counts: GeneratorCounts = {
+          created: load.counts.created + seen.created,
+          duplicate: load.counts.duplicate + seen.duplicate,
+          stormAggregated: load.counts.stormAggregated + seen.stormAggregated,
+          unanswered: load.counts.unanswered + seen.unanswered,
+          byFingerprint,
+        };
+        const checks = await reconcile({ kube, redis, dataStorage, prometheus }, counts, {
+          stallMs: 10_000,
+          maxMs: 120_000,
+        });
+        const failed = checks.filter((c) => !c.ok);
+        if (failed.length > 0)
+          throw new Error(failed.map((c) => `${c.name}: expected ${c.expected}, observed ${c.observed}`).join("; "));
+        return checks;
+      },
+      (checks) => checks.map((c) => `${c.name}: ${c.observed}`).join("; "),
+    );
+  }
+
+  /**
    * A check of real state, polled until it holds or the deadline passes: `check`
    * throws (an expect failing) until it holds; its last error is the message.
    */
   holds<T>(text: string, check: () => Promise<T>, withinMs = 20_000): Promise<T> {
-    return this.rec.step("then", text, () => eventually(check, { what: text, timeoutMs: withinMs, intervalMs: 250 }));
+    // What the check returns (if anything) is what it saw, for the report.
+    return this.rec.step(
+      "then",
+      text,
+      () => eventually(check, { what: text, timeoutMs: withinMs, intervalMs: 250 }),
+      (seen) => (seen === undefined ? undefined : JSON.stringify(seen)?.slice(0, 500)),
+    );
   }
 }
 

@@ -5,6 +5,7 @@ import { describe, expect } from "vitest";
 import { patchedGateway } from "../../harness/src/components/patched-gateway.js";
 import { scenario } from "../src/dsl.js";
 import { dedupAcrossRestarts } from "../src/scenarios/dedup-across-restarts.js";
+import { rateLimiting } from "../src/scenarios/rate-limiting.js";
 
 describe("the lifecycle scenarios can fail", () => {
   scenario("4 fails when the deduplication state lives only in the gateway process", async ({ given, when, then }) => {
@@ -21,6 +22,19 @@ describe("the lifecycle scenarios can fail", () => {
     // A request per process for one alert (three: before, after SIGTERM, after SIGKILL).
     await expect(dedupAcrossRestarts({ given, when, then }, { gatewayMain })).rejects.toThrow(
       /one RemediationRequest for the alert[\s\S]*last saw: expected \[ 'rr-[^']+', …\(2\) \] to deeply equal/,
+    );
+  });
+
+  scenario("10 fails when every client shares one rate-limit bucket", async ({ given, when, then }) => {
+    const gatewayMain = patchedGateway("one-bucket", [
+      {
+        file: "protection.ts",
+        find: "limiter.take(clientKey(request, trustForwardedFor ?? false), requestsPerSecond, burst)",
+        replace: 'limiter.take("everyone", requestsPerSecond, burst)',
+      },
+    ]);
+    await expect(rateLimiting({ given, when, then }, { gatewayMain })).rejects.toThrow(
+      /client B sees no error at all[\s\S]*last saw: expected \[ 429/,
     );
   });
 });

@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 const FAILOVER_UNDER_TRAFFIC = "gateway/test/pipeline/sentinel.test.ts";
+/** The lifecycle scenarios and their can-fail runs: each starts a whole stack, several put it under load. */
+const E2E_SCENARIOS = ["e2e/scenarios/**/*.test.ts", "e2e/test/can-fail*.test.ts"];
 /** Chaos tests that run no experiment (manifests, flags, checks, probes): beside the other suites. */
 const CHAOS_WITHOUT_LOAD = "chaos/test/{mesh,cli,checks,probes,runner}.test.ts";
 
@@ -22,7 +24,7 @@ export default defineConfig({
           ...shared,
           name: "suites",
           include: ["{gateway,harness,standins,load,e2e,grafana}/**/*.test.ts", CHAOS_WITHOUT_LOAD],
-          exclude: [FAILOVER_UNDER_TRAFFIC, "**/node_modules/**"],
+          exclude: [FAILOVER_UNDER_TRAFFIC, ...E2E_SCENARIOS, "**/node_modules/**"],
         },
       },
       {
@@ -31,6 +33,18 @@ export default defineConfig({
         // (fixed, README "Chaos"). It still runs alone: a failover under traffic on a shared
         // machine is what the chaos run measures, not this test.
         test: { ...shared, name: "failover", include: [FAILOVER_UNDER_TRAFFIC], sequence: { groupOrder: 2 } },
+      },
+      {
+        // One scenario at a time, after the chaos experiments: under load on 2 cores a neighbour
+        // would decide their latency bounds and drain times, not the gateway.
+        test: {
+          ...shared,
+          maxWorkers: 1,
+          testTimeout: 180_000,
+          name: "e2e",
+          include: E2E_SCENARIOS,
+          sequence: { groupOrder: 3 },
+        },
       },
       {
         // Chaos experiments load both cores for minutes: they run after the rest, so the timing

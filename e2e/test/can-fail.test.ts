@@ -5,6 +5,7 @@ import { describe, expect } from "vitest";
 import { patchedGateway } from "../../harness/src/components/patched-gateway.js";
 import { scenario } from "../src/dsl.js";
 import { dedupAcrossRestarts } from "../src/scenarios/dedup-across-restarts.js";
+import { gracefulShutdown } from "../src/scenarios/graceful-shutdown.js";
 import { rateLimiting } from "../src/scenarios/rate-limiting.js";
 
 describe("the lifecycle scenarios can fail", () => {
@@ -35,6 +36,21 @@ describe("the lifecycle scenarios can fail", () => {
     ]);
     await expect(rateLimiting({ given, when, then }, { gatewayMain })).rejects.toThrow(
       /client B sees no error at all[\s\S]*last saw: expected \[ 429/,
+    );
+  });
+
+  scenario("6 fails when SIGTERM ends the gateway at once", async ({ given, when, then }) => {
+    const gatewayMain = patchedGateway("no-drain", [
+      {
+        file: "main.ts",
+        find: 'process.on("SIGTERM", stop);',
+        replace: 'process.on("SIGTERM", () => process.exit(0));',
+      },
+    ]);
+    // Requests in flight lose their connection mid-answer, or the counts they were answered
+    // for never reach their requests: either way something accepted is lost.
+    await expect(gracefulShutdown({ given, when, then }, { gatewayMain })).rejects.toThrow(
+      /answers neither 2xx nor retryable|D2: every 2xx is a counted occurrence/,
     );
   });
 });

@@ -4,7 +4,6 @@ import type { Log } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { RedisLink } from "./redis-link.js";
 import type { DeduplicationStatus, RemediationRequestObject } from "./remediation-request.js";
-import { sleep } from "./retry.js";
 import type { GatewayConfig } from "./types.js";
 
 /** A RemediationRequest, as recorded in Redis: "namespace/name". */
@@ -23,8 +22,14 @@ export function parseRef(text: string | null | undefined): RRRef | undefined {
 
 /** Status writes in flight at once: the budget sets the rate; this bounds the queue at a slow API server. */
 const WRITE_CONCURRENCY = 8;
-/** On shutdown the backlog is written for at most this long (at the budget's rate). */
-const CLOSE_DRAIN_MS = 3_000;
+/** On shutdown, outside the budget: a busy API server serves them side by side. */
+const DRAIN_CONCURRENCY = 32;
+/**
+ * On shutdown the backlog is written for at most this long, DRAIN_CONCURRENCY at a time and
+ * outside the budget: a count not written now waits for the signal's next sighting, which
+ * may never come (D3).
+ */
+const CLOSE_DRAIN_MS = 10_000;
 
 interface Debt {
   countKey: string;
@@ -186,11 +191,12 @@ export class StatusFlusher {
     await Promise.all(this.initialWrites.values());
     const until = Date.now() + CLOSE_DRAIN_MS;
     for (;;) {
-      this.pump(Number.POSITIVE_INFINITY);
-      await Promise.all(this.writing);
-      if (this.backlog() === 0 || !this.kube.healthy() || Date.now() >= until) break;
-      await sleep(Math.max(5, 1000 / this.config().processing.deduplication.statusWriteRate));
+      this.pump(Number.POSITIVE_INFINITY, true);
+      if (this.writing.size === 0) break; // nothing left that can be written now
+      await Promise.race(this.writing);
+      if (!this.kube.healthy() || Date.now() >= until) break;
     }
+    await Promise.all(this.writing);
     if (this.backlog() > 0)
       this.log.warn(
         { backlog: this.backlog() },
@@ -220,8 +226,8 @@ export class StatusFlusher {
     this.schedule(this.backlog() > 0 ? Math.max(5, 1000 / statusWriteRate) : statusFlushIntervalMs);
   }
 
-  /** Starts the writes that are due (marked before `markedBefore`) and fit the budget. */
-  private pump(markedBefore: number): void {
+  /** Starts the writes that are due (marked before `markedBefore`) and fit the budget (unless `draining`). */
+  private pump(markedBefore: number, draining = false): void {
     const { statusWriteRate } = this.config().processing.deduplication;
     const now = performance.now();
     const elapsedMs = now - this.refilledAt;
@@ -232,10 +238,10 @@ export class StatusFlusher {
     this.tokens = Math.min(Math.max(1, rate / 10), this.tokens + (rate * elapsedMs) / 1000);
     this.refilledAt = now;
     if (!this.kube.healthy()) return; // keep everything until the API server answers again
-    while (this.tokens >= 1 && this.writing.size < WRITE_CONCURRENCY) {
+    while ((draining || this.tokens >= 1) && this.writing.size < (draining ? DRAIN_CONCURRENCY : WRITE_CONCURRENCY)) {
       const write = this.nextDue(markedBefore);
       if (!write) return;
-      this.tokens--;
+      if (!draining) this.tokens--;
       const running: Promise<void> = write().finally(() => this.writing.delete(running));
       this.writing.add(running);
     }

@@ -12,6 +12,16 @@ export async function postAlert(
   labels: Record<string, string> & { alertname: string },
   headers: Record<string, string> = {},
 ): Promise<WebhookAnswer> {
+  const res = await sendAlert(gatewayUrl, labels, headers);
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
+}
+
+/** The same, the response as it came (its body unread). */
+export function sendAlert(
+  gatewayUrl: string,
+  labels: Record<string, string> & { alertname: string },
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const body = {
     version: "4",
     groupKey: `{}:{alertname="${labels.alertname}"}`,
@@ -35,13 +45,12 @@ export async function postAlert(
       },
     ],
   };
-  const res = await fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
+  return fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(15_000),
   });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
 }
 
 /** "201 created", "403 forbidden" (a problem's slug): what an answer said, for messages. */

@@ -14,7 +14,9 @@
 import { createHash } from "node:crypto";
 import { type CoreV1Event, CustomObjectsApi, makeInformer } from "@kubernetes/client-node";
 import { test as base, type TaskMeta } from "vitest";
+import type { Experiment } from "../../chaos/src/experiment.js";
 import { BackgroundLoad } from "../../chaos/src/load.js";
+import { type ExperimentResult, runExperiment } from "../../chaos/src/runner.js";
 import { AlertmanagerServer } from "../../harness/src/components/alertmanager.js";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
 import { PrometheusServer } from "../../harness/src/components/prometheus.js";
@@ -31,6 +33,7 @@ import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/i
 import { eventually } from "../../harness/src/poll.js";
 import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
 import { NAMESPACES } from "../../load/lib/traffic.ts";
+import { sendAlert } from "./alert-post.js";
 
 export interface E2eStep {
   kind: "given" | "when" | "then";
@@ -302,6 +305,12 @@ export class Given {
     });
   }
 
+  /** The world of given.stack(); a step before it is a mistake in the scenario. */
+  started(): World {
+    if (!this.world) throw new Error("no stack: call given.stack() first");
+    return this.world;
+  }
+
   /** Something the scenario started, stopped at its end (newest first). */
   track(stop: () => Promise<unknown>): void {
     this.cleanups.push(stop);
@@ -328,8 +337,7 @@ export class When {
   ) {}
 
   private get world(): World {
-    if (!this.given.world) throw new Error("no stack: call given.stack() first");
-    return this.given.world;
+    return this.given.started();
   }
 
   /**
@@ -542,6 +550,16 @@ export class When {
     );
   }
 
+  /** A chaos experiment (chaos/experiments) runs on its own stack: one implementation for both suites. */
+  chaosExperimentRuns(experiment: Experiment): Promise<ExperimentResult> {
+    return this.rec.step(
+      "when",
+      `the chaos experiment ${experiment.name} runs`,
+      () => runExperiment(experiment),
+      (r) => `${r.verdict}${r.reason ? `: ${r.reason}` : ""}; ${JSON.stringify(r.figures).slice(0, 600)}`,
+    );
+  }
+
   /** The gateway process is stopped (SIGTERM: graceful; SIGKILL: no cleanup at all) and started again. */
   gatewayRestarts(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
     return this.rec.step("when", `the gateway is stopped with ${signal} and started again`, async () => {
@@ -615,35 +633,7 @@ function sendWebhook(gatewayUrl: string, alert: AlertSpec, headers: Record<strin
     pod: alert.pod,
     ...alert.labels,
   };
-  const startsAt = new Date().toISOString();
-  const body = {
-    version: "4",
-    groupKey: `{}:{alertname="${alert.alert}"}`,
-    truncatedAlerts: 0,
-    status: "firing",
-    receiver: "gateway",
-    groupLabels: { alertname: alert.alert },
-    commonLabels: labels,
-    commonAnnotations: {},
-    externalURL: "http://alertmanager.e2e:9093",
-    alerts: [
-      {
-        status: "firing",
-        labels,
-        annotations: {},
-        startsAt,
-        endsAt: "0001-01-01T00:00:00Z",
-        generatorURL: "http://prometheus.e2e/graph",
-        fingerprint: alert.pod,
-      },
-    ],
-  };
-  return fetch(`${gatewayUrl}/api/v1/signals/prometheus`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
-  });
+  return sendAlert(gatewayUrl, labels, headers);
 }
 
 export class RequestExpectation {
@@ -688,8 +678,7 @@ export class Then {
   ) {}
 
   private get world(): World {
-    if (!this.given.world) throw new Error("no stack: call given.stack() first");
-    return this.given.world;
+    return this.given.started();
   }
 
   remediationRequest(signal: SignalRef): RequestExpectation {

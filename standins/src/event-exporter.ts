@@ -17,6 +17,8 @@ export interface ExporterOptions {
 const PATH = "/api/v1/signals/kubernetes-event";
 const ATTEMPTS = 5;
 
+const eventKey = (e: CoreV1Event) => e.metadata?.uid ?? `${e.metadata?.namespace}/${e.metadata?.name}`;
+
 function lastSeen(e: CoreV1Event): number {
   const t = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp;
   return t ? new Date(t as unknown as string).getTime() : 0;
@@ -73,15 +75,21 @@ export function startEventExporter(
 
   const onEvent = (event: CoreV1Event) => {
     if (event.type !== "Warning") return;
-    const key = event.metadata?.uid ?? `${event.metadata?.namespace}/${event.metadata?.name}`;
+    const key = eventKey(event);
     const version = event.metadata?.resourceVersion ?? "";
     if (sent.get(key) === version) return;
     if (Date.now() - lastSeen(event) > opts.maxEventAgeMs) return;
     sent.set(key, version);
     void send(event);
   };
-  const informer = startInformer<CoreV1Event>(kc, "/api/v1/events", "events", onEvent, () =>
-    core.listEventForAllNamespaces(),
+  const informer = startInformer<CoreV1Event>(
+    kc,
+    "/api/v1/events",
+    "events",
+    onEvent,
+    () => core.listEventForAllNamespaces(),
+    // Events expire (an hour by default): so does what was sent of them.
+    (event) => sent.delete(eventKey(event)),
   );
   return {
     synced: informer.synced,

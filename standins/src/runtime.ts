@@ -122,6 +122,7 @@ export function startInformer<T extends KubernetesObject>(
   what: string,
   onChange: (obj: T) => void,
   list: () => Promise<KubernetesListObject<T>>,
+  onDelete?: (obj: T) => void,
 ): StartedInformer<T> {
   let synced = false;
   let stopped = false;
@@ -132,6 +133,7 @@ export function startInformer<T extends KubernetesObject>(
   });
   informer.on("add", onChange);
   informer.on("update", onChange);
+  if (onDelete) informer.on("delete", onDelete);
   const again = (err: unknown) => {
     if (stopped) return;
     log("warn", `list or watch of ${what} failed; again in 1 s`, { err: String((err as Error)?.message ?? err) });

@@ -100,6 +100,12 @@ export function fingerprintOf(signalName: string, namespace: string, kind: strin
 }
 
 const GROUP = { group: "kubernaut.ai", version: "v1alpha1" } as const;
+
+/** e2e:cluster must not quietly test a local stack instead of the user's cluster. */
+function localStackOnly(): void {
+  if (process.env.E2E_TARGET === "cluster")
+    throw new Error("running the scenarios against an existing cluster is not built yet (e2e:cluster)");
+}
 const describeValue = (v: unknown) => JSON.stringify(v, null, 0)?.slice(0, 1500);
 
 /** Every phase a watch saw each request in, in order (consecutive repeats folded). */
@@ -270,9 +276,7 @@ export class Given {
   stack(spec: StackSpec = {}): Promise<World> {
     const what = `the local stack${spec.eventExporter ? ", the event exporter" : ""} and the stand-in controllers`;
     return this.rec.step("given", what, async () => {
-      // e2e:cluster must not quietly test the local stack instead of the user's cluster.
-      if (process.env.E2E_TARGET === "cluster")
-        throw new Error("running the scenarios against an existing cluster is not built yet (e2e:cluster)");
+      localStackOnly();
       const builder = new LocalStack()
         .withCrds(STANDIN_CRDS)
         // The load/ traffic model's namespaces, for scenarios under load.
@@ -555,7 +559,10 @@ export class When {
     return this.rec.step(
       "when",
       `the chaos experiment ${experiment.name} runs`,
-      () => runExperiment(experiment),
+      async () => {
+        localStackOnly();
+        return runExperiment(experiment);
+      },
       (r) => `${r.verdict}${r.reason ? `: ${r.reason}` : ""}; ${JSON.stringify(r.figures).slice(0, 600)}`,
     );
   }

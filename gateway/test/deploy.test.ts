@@ -385,27 +385,8 @@ describe("the image's bundle, built like the Dockerfile builds it, under the shi
   }
 
   /** A kubeconfig that authenticates as the gateway's ServiceAccount, so only the shipped RBAC applies. */
-  async function serviceAccountKubeconfig(): Promise<string> {
-    const token = await kube.serviceAccountToken(NAMESPACE, "gateway");
-    const path = join(dir, "gateway.kubeconfig");
-    const config = {
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "c",
-          cluster: {
-            server: kube.getServerUrl(),
-            "certificate-authority-data": Buffer.from(kube.getCaCert()).toString("base64"),
-          },
-        },
-      ],
-      users: [{ name: "gateway", user: { token } }],
-      contexts: [{ name: "c", context: { cluster: "c", user: "gateway" } }],
-      "current-context": "c",
-    };
-    writeFileSync(path, stringify(config), { mode: 0o600 });
-    return path;
+  function serviceAccountKubeconfig(): Promise<string> {
+    return kube.serviceAccountKubeconfig(NAMESPACE, "gateway", join(dir, "gateway.kubeconfig"));
   }
 
   it("serves signals: auth via TokenReview, RemediationRequest created with the namespace's environment, duplicates counted in status", async () => {

@@ -3,7 +3,7 @@
 // and run against a real API server under the shipped RBAC.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,27 +84,10 @@ describe("standins/deploy and the image's stand-in bundle", () => {
         .map((o) => stringify(o))
         .join("---\n"),
     );
-    const token = await kube.serviceAccountToken("kubernaut-system", "standin-orchestrator");
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "c",
-            cluster: {
-              server: kube.getServerUrl(),
-              "certificate-authority-data": Buffer.from(kube.getCaCert()).toString("base64"),
-            },
-          },
-        ],
-        users: [{ name: "o", user: { token } }],
-        contexts: [{ name: "c", context: { cluster: "c", user: "o" } }],
-        "current-context": "c",
-      }),
-      { mode: 0o600 },
+    const kubeconfig = await kube.serviceAccountKubeconfig(
+      "kubernaut-system",
+      "standin-orchestrator",
+      join(dir, "kubeconfig"),
     );
     const listen = `127.0.0.1:${await freePort()}`;
     orchestrator = new ManagedProcess({

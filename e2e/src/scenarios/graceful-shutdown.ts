@@ -3,7 +3,7 @@ import { expect, type StackSpec, type Steps } from "../dsl.js";
 
 export async function gracefulShutdown({ given, when, then }: Steps, stack: StackSpec = {}): Promise<void> {
   // One load generator is one client: no per-client limit here.
-  const world = await given.stack({
+  await given.stack({
     gateway: { shutdown: { gracePeriod: "2s" }, rateLimit: { enabled: false } },
     ...stack,
   });

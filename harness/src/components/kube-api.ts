@@ -336,6 +336,29 @@ export class StartedKubeApiServer {
     return res.status.token;
   }
 
+  /** Writes a kubeconfig at `path` that authenticates as that ServiceAccount (see serviceAccountToken). */
+  async serviceAccountKubeconfig(namespace: string, name: string, path: string): Promise<string> {
+    const token = await this.serviceAccountToken(namespace, name);
+    const config = {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        {
+          name: "harness",
+          cluster: {
+            server: this.serverUrl,
+            "certificate-authority-data": Buffer.from(this.getCaCert()).toString("base64"),
+          },
+        },
+      ],
+      users: [{ name, user: { token } }],
+      contexts: [{ name, context: { cluster: "harness", user: name } }],
+      "current-context": name,
+    };
+    writeFileSync(path, stringify(config), { mode: 0o600 });
+    return path;
+  }
+
   /**
    * Server-side apply of multi-document YAML (text or a file path). CRDs and
    * Namespaces go first; an applied CRD is waited for until it is Established

@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { repoRoot, scratchDir } from "../paths.js";
@@ -64,27 +64,10 @@ abstract class StandIn {
     await this.kube.applyYaml(join(DEPLOY, "rbac.yaml"));
     await this.prepare();
     const dir = scratchDir(`standin-${this.controller}`);
-    const token = await this.kube.serviceAccountToken(NAMESPACE, `standin-${this.controller}`);
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "harness",
-            cluster: {
-              server: this.kube.getServerUrl(),
-              "certificate-authority-data": Buffer.from(this.kube.getCaCert()).toString("base64"),
-            },
-          },
-        ],
-        users: [{ name: `standin-${this.controller}`, user: { token } }],
-        contexts: [{ name: "standin", context: { cluster: "harness", user: `standin-${this.controller}` } }],
-        "current-context": "standin",
-      }),
-      { mode: 0o600 },
+    const kubeconfig = await this.kube.serviceAccountKubeconfig(
+      NAMESPACE,
+      `standin-${this.controller}`,
+      join(dir, "kubeconfig"),
     );
     const listen = `127.0.0.1:${await freePort()}`;
     const proc = new ManagedProcess({

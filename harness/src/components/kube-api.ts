@@ -255,44 +255,24 @@ interface ApiResource {
 /** Kinds applied before everything else, so objects that need them find them. */
 const APPLY_FIRST = ["CustomResourceDefinition", "Namespace"];
 
-export class StartedKubeApiServer {
-  /** The kube-apiserver process (fault verbs: pause/resume/kill). */
-  readonly apiServer: ManagedProcess;
-  private readonly serverUrl: string;
+/**
+ * Any cluster reached through a kubeconfig: the harness's own API server, or a
+ * user's cluster (e2e:cluster, Kind). Clients, server-side apply, namespaces
+ * and ServiceAccount credentials; no process control.
+ */
+export class KubeCluster {
   private cachedConfig: KubeConfig | undefined;
 
-  constructor(
-    readonly etcd: ManagedProcess,
-    apiServerArgs: string[],
-    apiPort: number,
-    private readonly kubeconfigPath: string,
-    private readonly token: string,
-    private readonly dir: string,
-  ) {
-    this.serverUrl = `https://127.0.0.1:${apiPort}`;
-    this.apiServer = new ManagedProcess({
-      name: `kube-apiserver-${apiPort}`,
-      command: binary("kube-apiserver"),
-      args: apiServerArgs,
-      ready: async () => (await this.request("GET", "/readyz", undefined, 2_000)).status === 200,
-      readyTimeoutMs: 90_000,
-      stopTimeoutMs: 15_000,
-    });
-  }
+  constructor(private readonly kubeconfigPath: string) {}
 
   getKubeconfigPath(): string {
     return this.kubeconfigPath;
   }
+  /** The current context's API server. */
   getServerUrl(): string {
-    return this.serverUrl;
-  }
-  /** Bearer token of the admin user (group system:masters), whatever withAuth() chose for the kubeconfig. */
-  getToken(): string {
-    return this.token;
-  }
-  /** PEM of the CA that signed the serving certificate. */
-  getCaCert(): string {
-    return readFileSync(join(this.dir, "ca.crt"), "utf8");
+    const server = this.config().getCurrentCluster()?.server;
+    if (!server) throw new Error(`${this.kubeconfigPath}: the current context names no cluster server`);
+    return server;
   }
 
   /** A fresh KubeConfig loaded from the kubeconfig file (the caller may change it). */
@@ -346,8 +326,9 @@ export class StartedKubeApiServer {
         {
           name: "harness",
           cluster: {
-            server: this.serverUrl,
-            "certificate-authority-data": Buffer.from(this.getCaCert()).toString("base64"),
+            server: this.getServerUrl(),
+            "certificate-authority-data": Buffer.from(this.caCert()).toString("base64"),
+            ...(this.config().getCurrentCluster()?.skipTLSVerify && { "insecure-skip-tls-verify": true }),
           },
         },
       ],
@@ -471,7 +452,7 @@ export class StartedKubeApiServer {
     await this.config().applyToHTTPSOptions(options);
     if (body) Object.assign(options.headers as object, { "Content-Type": body.contentType });
     return new Promise((resolve, reject) => {
-      const req = httpsRequest(new URL(path, this.serverUrl), { ...options, timeout: timeoutMs }, (res) => {
+      const req = httpsRequest(new URL(path, this.getServerUrl()), { ...options, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
@@ -486,6 +467,47 @@ export class StartedKubeApiServer {
   private config(): KubeConfig {
     this.cachedConfig ??= this.kubeConfig();
     return this.cachedConfig;
+  }
+
+  /** PEM of the CA the kubeconfig trusts (inline or as a file). */
+  private caCert(): string {
+    const cluster = this.config().getCurrentCluster();
+    if (cluster?.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
+    if (cluster?.caFile) return readFileSync(cluster.caFile, "utf8");
+    return "";
+  }
+}
+
+export class StartedKubeApiServer extends KubeCluster {
+  /** The kube-apiserver process (fault verbs: pause/resume/kill). */
+  readonly apiServer: ManagedProcess;
+
+  constructor(
+    readonly etcd: ManagedProcess,
+    apiServerArgs: string[],
+    apiPort: number,
+    kubeconfigPath: string,
+    private readonly token: string,
+    private readonly dir: string,
+  ) {
+    super(kubeconfigPath);
+    this.apiServer = new ManagedProcess({
+      name: `kube-apiserver-${apiPort}`,
+      command: binary("kube-apiserver"),
+      args: apiServerArgs,
+      ready: async () => (await this.request("GET", "/readyz", undefined, 2_000)).status === 200,
+      readyTimeoutMs: 90_000,
+      stopTimeoutMs: 15_000,
+    });
+  }
+
+  /** Bearer token of the admin user (group system:masters), whatever withAuth() chose for the kubeconfig. */
+  getToken(): string {
+    return this.token;
+  }
+  /** PEM of the CA that signed the serving certificate. */
+  getCaCert(): string {
+    return readFileSync(join(this.dir, "ca.crt"), "utf8");
   }
 
   /** Starts kube-apiserver (again) on the same port and waits for /readyz. */

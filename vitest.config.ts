@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 const FAILOVER_UNDER_TRAFFIC = "gateway/test/pipeline/sentinel.test.ts";
-/** The lifecycle scenarios and their can-fail runs: each starts a whole stack, several put it under load. */
-const E2E_SCENARIOS = ["e2e/scenarios/**/*.test.ts", "e2e/test/can-fail*.test.ts"];
+/** The lifecycle scenarios, their can-fail runs and e2e:cluster's run: each starts a whole stack, several put it under load. */
+const E2E_SCENARIOS = ["e2e/scenarios/**/*.test.ts", "e2e/test/can-fail*.test.ts", "e2e/test/cluster.test.ts"];
 /** Chaos tests that run no experiment (manifests, flags, checks, probes): beside the other suites. */
 const CHAOS_WITHOUT_LOAD = "chaos/test/{mesh,cli,checks,probes,runner}.test.ts";
 

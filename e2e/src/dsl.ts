@@ -13,12 +13,16 @@
 // history as a watch saw it, its children, its audit rows.
 import { createHash } from "node:crypto";
 import { type CoreV1Event, CustomObjectsApi, makeInformer } from "@kubernetes/client-node";
+import { Redis } from "ioredis";
 import { test as base, type TaskMeta } from "vitest";
+import { stringify } from "yaml";
 import type { Experiment } from "../../chaos/src/experiment.js";
 import { BackgroundLoad } from "../../chaos/src/load.js";
 import { type ExperimentResult, runExperiment } from "../../chaos/src/runner.js";
 import { AlertmanagerServer } from "../../harness/src/components/alertmanager.js";
+import { auditEvents } from "../../harness/src/components/data-storage.js";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
+import { KubeCluster } from "../../harness/src/components/kube-api.js";
 import { PrometheusServer } from "../../harness/src/components/prometheus.js";
 import {
   AIAnalysisStandIn,
@@ -26,14 +30,14 @@ import {
   EventExporterStandIn,
   OrchestratorStandIn,
   STANDIN_CRDS,
-  type StartedStandIn,
+  setBehaviourRules,
   WorkflowExecutionStandIn,
 } from "../../harness/src/components/standins.js";
 import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
 import { eventually } from "../../harness/src/poll.js";
 import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
 import { NAMESPACES } from "../../load/lib/traffic.ts";
-import { sendAlert } from "./alert-post.js";
+import { bearer, sendAlert } from "./alert-post.js";
 
 export interface E2eStep {
   kind: "given" | "when" | "then";
@@ -101,10 +105,18 @@ export function fingerprintOf(signalName: string, namespace: string, kind: strin
 
 const GROUP = { group: "kubernaut.ai", version: "v1alpha1" } as const;
 
+const onCluster = () => process.env.E2E_TARGET === "cluster";
+
 /** e2e:cluster must not quietly test a local stack instead of the user's cluster. */
-function localStackOnly(): void {
-  if (process.env.E2E_TARGET === "cluster")
-    throw new Error("running the scenarios against an existing cluster is not built yet (e2e:cluster)");
+function localStackOnly(what: string): void {
+  if (onCluster()) throw new Error(`${what} needs the local stack (e2e:lifecycle), not an existing cluster`);
+}
+
+/** A setting of e2e:cluster (e2e/suite/run.ts puts them in the environment). */
+function clusterSetting(name: string, flag: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`on an existing cluster this step needs ${flag}`);
+  return value;
 }
 const describeValue = (v: unknown) => JSON.stringify(v, null, 0)?.slice(0, 1500);
 
@@ -113,8 +125,8 @@ class PhaseHistory {
   readonly byRequest = new Map<string, string[]>();
   private stopInformer: (() => Promise<void>) | undefined;
 
-  async start(stack: StartedLocalStack): Promise<void> {
-    const kc = stack.kube.kubeConfig();
+  async start(kube: KubeCluster): Promise<void> {
+    const kc = kube.kubeConfig();
     const api = kc.makeApiClient(CustomObjectsApi);
     const informer = makeInformer<RemediationRequestObject & { apiVersion?: string; kind?: string }>(
       kc,
@@ -154,11 +166,29 @@ export class World {
     byFingerprint: new Map(),
   };
 
+  /** In e2e:cluster, a suffix that makes this run's signals new to a long-lived gateway. */
+  private readonly runSuffix = onCluster() ? `-${Date.now().toString(36)}` : "";
+
   constructor(
-    readonly stack: StartedLocalStack,
-    readonly standins: StartedStandIn[],
+    /** The API server: the local stack's, or the user's cluster. */
+    readonly kube: KubeCluster,
+    private readonly gateway: string,
+    /** Sent with the scenario's own posts: a ServiceAccount's token on a cluster, nothing locally. */
+    readonly senderHeaders: Record<string, string>,
+    private readonly local: StartedLocalStack | undefined,
     readonly phases: PhaseHistory,
   ) {}
+
+  /** The local stack's processes; steps that need them refuse an existing cluster. */
+  get stack(): StartedLocalStack {
+    if (!this.local) throw new Error("this step needs the local stack (e2e:lifecycle), not an existing cluster");
+    return this.local;
+  }
+
+  /** The alert as this run sends it (its pod suffixed on a cluster, so a rerun is a first sighting again). */
+  named(alert: AlertSpec): AlertSpec {
+    return this.runSuffix ? { ...alert, pod: `${alert.pod}${this.runSuffix}` } : alert;
+  }
 
   /** Counts one answer of a one-alert webhook the scenario sent (status 0: no answer). */
   count(status: number, body: WebhookAnswer["body"]): void {
@@ -173,13 +203,11 @@ export class World {
   }
 
   gatewayUrl(): string {
-    const gw = this.stack.gateway;
-    if (!gw) throw new Error("the stack has no gateway");
-    return gw.getUrl();
+    return this.gateway;
   }
 
   async remediationRequests(): Promise<RemediationRequestObject[]> {
-    const list = (await this.stack.kube
+    const list = (await this.kube
       .clients()
       .custom.listClusterCustomObject({ ...GROUP, plural: "remediationrequests" })) as {
       items: RemediationRequestObject[];
@@ -192,14 +220,16 @@ export class World {
   }
 
   async child(plural: "aianalyses" | "workflowexecutions", namespace: string, name: string) {
-    return (await this.stack.kube
+    return (await this.kube
       .clients()
       .custom.getNamespacedCustomObject({ ...GROUP, plural, namespace, name })) as RemediationRequestObject;
   }
 
   /** The signal's deduplication hash in Redis (empty when there is none). */
   async dedupHash(signal: SignalRef): Promise<Record<string, string>> {
-    const redis = this.stack.redis.client();
+    const redis = this.local
+      ? this.local.redis.client()
+      : new Redis(clusterSetting("E2E_REDIS_URL", "--redis-url (the Redis the gateway uses)"));
     try {
       return await redis.hgetall(`gateway:dedup:fingerprint:${signal.fingerprint}`);
     } finally {
@@ -209,7 +239,13 @@ export class World {
 
   /** Audit rows of a signal in Data Storage (PostgreSQL), in arrival order. */
   async auditTrail(signal: SignalRef) {
-    const rows = await this.stack.dataStorage.events({ correlation_id: signal.fingerprint, limit: 1000 });
+    const query = { correlation_id: signal.fingerprint, limit: 1000 };
+    const rows = this.local
+      ? await this.local.dataStorage.events(query)
+      : await auditEvents(
+          clusterSetting("E2E_DATA_STORAGE_URL", "--data-storage-url (where Data Storage answers)"),
+          query,
+        );
     return rows.sort((a, b) => a.id - b.id);
   }
 
@@ -272,11 +308,15 @@ export class Given {
 
   constructor(private readonly rec: Recorder) {}
 
-  /** The local stack with the stand-in controllers (and the event exporter when asked). */
+  /**
+   * The local stack with the stand-in controllers (and the event exporter when asked); on an
+   * existing cluster (e2e:cluster) its gateway and controllers, with the scenario's namespaces
+   * and behaviour rules applied there.
+   */
   stack(spec: StackSpec = {}): Promise<World> {
+    if (onCluster()) return this.cluster(spec);
     const what = `the local stack${spec.eventExporter ? ", the event exporter" : ""} and the stand-in controllers`;
     return this.rec.step("given", what, async () => {
-      localStackOnly();
       const builder = new LocalStack()
         .withCrds(STANDIN_CRDS)
         // The load/ traffic model's namespaces, for scenarios under load.
@@ -301,12 +341,41 @@ export class Given {
           : []),
       ]);
       this.cleanups.push(() => Promise.allSettled(started.map((s) => s.stop())));
-      const phases = new PhaseHistory();
-      await phases.start(stack);
-      this.cleanups.push(() => phases.stop());
-      this.world = new World(stack, started, phases);
-      return this.world;
+      const gateway = stack.gateway;
+      if (!gateway) throw new Error("the local stack has no gateway");
+      return this.watched(new World(stack.kube, gateway.getUrl(), {}, stack, new PhaseHistory()));
     });
+  }
+
+  private cluster(spec: StackSpec): Promise<World> {
+    const url = clusterSetting("E2E_GATEWAY_URL", "--gateway-url");
+    return this.rec.step("given", `the cluster's gateway at ${url} and its controllers`, async () => {
+      for (const [field, what] of [
+        ["gateway", "a gateway configured by the scenario"],
+        ["gatewayMain", "a patched gateway"],
+        ["phaseTimeout", "the orchestrator's phase timeout"],
+      ] as const)
+        if (spec[field] !== undefined) localStackOnly(what);
+      const kube = new KubeCluster(clusterSetting("E2E_KUBECONFIG", "--kubeconfig"));
+      const namespaces = Object.entries(spec.namespaces ?? {}).map(([name, labels]) =>
+        stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } }),
+      );
+      if (namespaces.length > 0) await kube.applyYaml(namespaces.join("---\n"), { fieldManager: "e2e" });
+      // The stand-ins read their rules at each decision; real controllers ignore the ConfigMap.
+      if (spec.aiAnalysis) await setBehaviourRules(kube, "aianalysis", spec.aiAnalysis);
+      if (spec.workflowExecution) await setBehaviourRules(kube, "workflowexecution", spec.workflowExecution);
+      // The gateway of an installation checks bearer tokens: the scenario sends as a ServiceAccount of its own.
+      await kube.applyYaml(stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "kubernaut-e2e" } }));
+      const token = await kube.serviceAccountToken("kubernaut-e2e", "e2e-sender");
+      return this.watched(new World(kube, url, bearer(token), undefined, new PhaseHistory()));
+    });
+  }
+
+  private async watched(world: World): Promise<World> {
+    await world.phases.start(world.kube);
+    this.cleanups.push(() => world.phases.stop());
+    this.world = world;
+    return world;
   }
 
   /** The world of given.stack(); a step before it is a mistake in the scenario. */
@@ -348,8 +417,9 @@ export class When {
    * A real Prometheus rule fires (expr vector(1)) and a real Alertmanager
    * delivers it to the gateway's webhook, repeating it as Alertmanager does.
    */
-  alertFires(spec: AlertSpec): Promise<SignalRef> {
-    return this.rec.step("when", `Prometheus rule ${spec.alert} fires and Alertmanager delivers it`, async () => {
+  alertFires(alert: AlertSpec): Promise<SignalRef> {
+    return this.rec.step("when", `Prometheus rule ${alert.alert} fires and Alertmanager delivers it`, async () => {
+      const spec = this.world.named(alert);
       const labels = {
         severity: spec.severity ?? "critical",
         namespace: spec.namespace,
@@ -360,7 +430,9 @@ export class When {
         groups: [{ name: "e2e", rules: [{ alert: spec.alert, expr: "vector(1)", for: "0s", labels }] }],
       };
       const am = await new AlertmanagerServer()
-        .withWebhookReceiver(`${this.world.gatewayUrl()}/api/v1/signals/prometheus`)
+        .withWebhookReceiver(`${this.world.gatewayUrl()}/api/v1/signals/prometheus`, {
+          bearerToken: this.world.senderHeaders.authorization?.replace(/^Bearer /, ""),
+        })
         .start();
       this.given.track(() => am.stop());
       const prom = await new PrometheusServer()
@@ -382,21 +454,22 @@ export class When {
       "when",
       `a Warning event ${spec.reason} about pod ${spec.pod} is created in the API server`,
       async () => {
+        const { pod } = this.world.named({ alert: spec.reason, namespace: spec.namespace, pod: spec.pod });
         const now = new Date();
         const event: CoreV1Event = {
-          metadata: { name: `${spec.pod}.${now.getTime().toString(16)}`, namespace: spec.namespace },
+          metadata: { name: `${pod}.${now.getTime().toString(16)}`, namespace: spec.namespace },
           type: "Warning",
           reason: spec.reason,
-          message: spec.message ?? `${spec.reason} on ${spec.pod}`,
-          involvedObject: { kind: "Pod", name: spec.pod, namespace: spec.namespace, apiVersion: "v1" },
+          message: spec.message ?? `${spec.reason} on ${pod}`,
+          involvedObject: { kind: "Pod", name: pod, namespace: spec.namespace, apiVersion: "v1" },
           source: { component: "kubelet" },
           firstTimestamp: now,
           lastTimestamp: now,
           count: 1,
         };
-        await this.world.stack.kube.clients().core.createNamespacedEvent({ namespace: spec.namespace, body: event });
+        await this.world.kube.clients().core.createNamespacedEvent({ namespace: spec.namespace, body: event });
         return {
-          fingerprint: fingerprintOf(spec.reason, spec.namespace, "Pod", spec.pod),
+          fingerprint: fingerprintOf(spec.reason, spec.namespace, "Pod", pod),
           signalName: spec.reason,
           namespace: spec.namespace,
         };
@@ -470,12 +543,13 @@ export class When {
       what,
       async () => {
         const answers: WebhookAnswer[] = [];
-        for (const alert of alerts) {
-          const answer = await postWebhook(this.world.gatewayUrl(), alert);
+        const sent = alerts.map((a) => this.world.named(a));
+        for (const alert of sent) {
+          const answer = await postWebhook(this.world.gatewayUrl(), alert, this.world.senderHeaders);
           this.world.count(answer.status, answer.body);
           answers.push(answer);
         }
-        return { signals: alerts.map(signalOf), answers };
+        return { signals: sent.map(signalOf), answers };
       },
       ({ answers }) => `answers: ${tally(answers.map((a) => `${a.status} ${a.body.status ?? ""}`.trim()))}`,
     );
@@ -560,7 +634,7 @@ export class When {
       "when",
       `the chaos experiment ${experiment.name} runs`,
       async () => {
-        localStackOnly();
+        localStackOnly(`the chaos experiment ${experiment.name}`);
         return runExperiment(experiment);
       },
       (r) => `${r.verdict}${r.reason ? `: ${r.reason}` : ""}; ${JSON.stringify(r.figures).slice(0, 600)}`,
@@ -627,8 +701,12 @@ async function timedPost(gatewayUrl: string, alert: AlertSpec, headers: Record<s
   }
 }
 
-async function postWebhook(gatewayUrl: string, alert: AlertSpec): Promise<WebhookAnswer> {
-  const res = await sendWebhook(gatewayUrl, alert, {});
+async function postWebhook(
+  gatewayUrl: string,
+  alert: AlertSpec,
+  headers: Record<string, string>,
+): Promise<WebhookAnswer> {
+  const res = await sendWebhook(gatewayUrl, alert, headers);
   return { status: res.status, body: (await res.json().catch(() => ({}))) as WebhookAnswer["body"] };
 }
 

@@ -2,6 +2,7 @@
 // write results/e2e/<run-id>/ (summary.json, report.md, junit.xml, component logs) and exit 0
 // only when every selected scenario passed.
 //   npx tsx e2e/suite/run.ts <lifecycle|kind|cluster> [--scenario N[,N...]] [--kubeconfig FILE] [--gateway-url URL]
+//     [--data-storage-url URL] [--redis-url URL]
 // E2E_SCENARIO_DIR names another folder of scenario files, E2E_RESULTS_DIR another results root
 // (both for the runner's own tests).
 import { spawnSync } from "node:child_process";
@@ -16,8 +17,15 @@ const MODES = ["lifecycle", "kind", "cluster"] as const;
 type Mode = (typeof MODES)[number];
 
 const USAGE = `usage: run.ts lifecycle [--scenario N[,N...]]
-       run.ts cluster --kubeconfig FILE --gateway-url URL [--scenario N[,N...]]
+       run.ts cluster --kubeconfig FILE --gateway-url URL [--data-storage-url URL] [--redis-url URL] [--scenario N[,N...]]
        run.ts kind`;
+
+/**
+ * The scenarios that run on an existing cluster: they need only its API server, its gateway,
+ * and (for their audit and Redis checks) Data Storage and Redis reachable from here. The
+ * others configure, restart or patch the gateway, or fault processes of the local stack.
+ */
+const ON_A_CLUSTER = [1, 2, 3];
 
 /** Scenario files; the runner's own fixtures are `*.scenario.ts`, so the repo's test run leaves them alone. */
 const SCENARIO_FILE = /\.(test|scenario)\.ts$/;
@@ -28,6 +36,8 @@ interface Options {
   files: string[];
   kubeconfig?: string;
   gatewayUrl?: string;
+  dataStorageUrl?: string;
+  redisUrl?: string;
 }
 
 function parseArgs(argv: string[], scenarioDir: string): Options {
@@ -61,6 +71,12 @@ function parseArgs(argv: string[], scenarioDir: string): Options {
       "an http or https URL like http://gateway.example:8080",
       (v) => (o.gatewayUrl = v),
     ];
+    flags["--data-storage-url"] = [
+      /^https?:\/\/[^\s/]+(\/.*)?$/,
+      "an http or https URL like http://127.0.0.1:30081",
+      (v) => (o.dataStorageUrl = v),
+    ];
+    flags["--redis-url"] = [/^rediss?:\/\/\S+$/, "a Redis URL like redis://127.0.0.1:6379", (v) => (o.redisUrl = v)];
   }
   parseFlags(rest, flags);
   if (mode === "cluster" && !o.kubeconfig)
@@ -68,6 +84,14 @@ function parseArgs(argv: string[], scenarioDir: string): Options {
   if (mode === "cluster" && !o.gatewayUrl)
     throw new UsageError("--gateway-url: required for cluster (where the scenarios reach that gateway)");
   o.files = (existsSync(scenarioDir) ? readdirSync(scenarioDir) : []).filter((f) => SCENARIO_FILE.test(f)).sort();
+  if (mode === "cluster") {
+    const local = numbers?.filter((n) => !ON_A_CLUSTER.includes(n)) ?? [];
+    if (local.length > 0)
+      throw new UsageError(
+        `--scenario: ${local.join(",")} need the local stack (e2e:lifecycle); on a cluster: ${ON_A_CLUSTER.join(",")}`,
+      );
+    numbers ??= ON_A_CLUSTER;
+  }
   if (numbers) {
     const where = relative(repoRoot, scenarioDir) || scenarioDir;
     const prefixes = numbers.map((n) => `${String(n).padStart(2, "0")}-`);
@@ -131,11 +155,14 @@ async function main(): Promise<number> {
   }
 
   // Each mode says what the scenarios run against; nothing is inherited from the shell.
-  for (const key of ["E2E_TARGET", "E2E_KUBECONFIG", "E2E_GATEWAY_URL"]) delete process.env[key];
+  for (const key of ["E2E_TARGET", "E2E_KUBECONFIG", "E2E_GATEWAY_URL", "E2E_DATA_STORAGE_URL", "E2E_REDIS_URL"])
+    delete process.env[key];
   if (opts.mode === "cluster") {
     process.env.E2E_TARGET = "cluster";
     process.env.E2E_KUBECONFIG = opts.kubeconfig;
     process.env.E2E_GATEWAY_URL = opts.gatewayUrl;
+    if (opts.dataStorageUrl) process.env.E2E_DATA_STORAGE_URL = opts.dataStorageUrl;
+    if (opts.redisUrl) process.env.E2E_REDIS_URL = opts.redisUrl;
   }
   // Component logs land in the run folder, next to the report.
   process.env.HARNESS_RUN_DIR = join(dir, "logs");

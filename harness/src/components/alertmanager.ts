@@ -18,6 +18,8 @@ export interface WebhookOptions {
   sendResolved?: boolean;
   /** Labels that split alerts into notifications (default ["alertname"]). */
   groupBy?: string[];
+  /** A bearer token sent with every notification (a gateway with auth on checks it). */
+  bearerToken?: string;
 }
 
 interface WebhookReceiver extends WebhookOptions {
@@ -44,7 +46,13 @@ function renderConfig(webhooks: WebhookReceiver[]): string {
       { name: "discard" },
       ...webhooks.map((w, i) => ({
         name: `webhook-${i}`,
-        webhook_configs: [{ url: w.url, send_resolved: w.sendResolved ?? true }],
+        webhook_configs: [
+          {
+            url: w.url,
+            send_resolved: w.sendResolved ?? true,
+            ...(w.bearerToken && { http_config: { authorization: { credentials: w.bearerToken } } }),
+          },
+        ],
       })),
     ],
   });

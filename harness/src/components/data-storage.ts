@@ -52,6 +52,16 @@ export class DataStorageService {
   }
 }
 
+/** Stored events of any Data Storage at `baseUrl` (the harness's, or a cluster's), in arrival order. */
+export async function auditEvents(baseUrl: string, query: EventQuery = {}): Promise<StoredEvent[]> {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const res = await fetch(`${baseUrl}/api/v1/audit/events?${params}`, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`Data Storage GET /api/v1/audit/events answered ${res.status}: ${text}`);
+  return (JSON.parse(text) as { events: StoredEvent[] }).events;
+}
+
 export class StartedDataStorageService {
   constructor(
     readonly process: ManagedProcess,
@@ -66,11 +76,8 @@ export class StartedDataStorageService {
   }
 
   /** Stored events in arrival order. */
-  async events(query: EventQuery = {}): Promise<StoredEvent[]> {
-    const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-    const body = await this.call<{ events: StoredEvent[] }>(`/api/v1/audit/events?${params}`);
-    return body.events;
+  events(query: EventQuery = {}): Promise<StoredEvent[]> {
+    return auditEvents(this.url, query);
   }
 
   /** Event counts by type. */

@@ -5,7 +5,7 @@ import { repoRoot, scratchDir } from "../paths.js";
 import { freePort } from "../ports.js";
 import { httpReady } from "../probes.js";
 import { ManagedProcess } from "../supervisor.js";
-import type { StartedKubeApiServer } from "./kube-api.js";
+import type { KubeCluster, StartedKubeApiServer } from "./kube-api.js";
 
 const DEPLOY = join(repoRoot, "standins", "deploy");
 const MAIN = join(repoRoot, "standins", "src", "main.ts");
@@ -29,7 +29,7 @@ export interface BehaviourRule {
  * rules never overwrite each other). The running stand-in reads them at its next decision.
  */
 export async function setBehaviourRules(
-  kube: StartedKubeApiServer,
+  kube: KubeCluster,
   controller: "aianalysis" | "workflowexecution",
   rules: BehaviourRule[],
 ): Promise<void> {

@@ -5,12 +5,12 @@
 //     [--data-storage-url URL] [--redis-url URL]
 // E2E_SCENARIO_DIR names another folder of scenario files, E2E_RESULTS_DIR another results root
 // (both for the runner's own tests).
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { startVitest } from "vitest/node";
 import { type FlagSpec, parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
-import { repoRoot, toolsBin } from "../../harness/src/paths.js";
+import { repoRoot } from "../../harness/src/paths.js";
+import { createKindCluster, deleteKindCluster, kindUnavailable } from "./kind.js";
 import { E2eReporter, type E2eRun, e2eSummary, markdownReport } from "./reporter.js";
 
 const MODES = ["lifecycle", "kind", "cluster"] as const;
@@ -18,7 +18,7 @@ type Mode = (typeof MODES)[number];
 
 const USAGE = `usage: run.ts lifecycle [--scenario N[,N...]]
        run.ts cluster --kubeconfig FILE --gateway-url URL [--data-storage-url URL] [--redis-url URL] [--scenario N[,N...]]
-       run.ts kind`;
+       run.ts kind [--scenario N[,N...]]`;
 
 /**
  * The scenarios that run on an existing cluster: they need only its API server, its gateway,
@@ -32,6 +32,7 @@ const SCENARIO_FILE = /\.(test|scenario)\.ts$/;
 
 interface Options {
   mode: Mode;
+  scenarioDir: string;
   /** The scenario files to run, names in `scenarioDir`. */
   files: string[];
   kubeconfig?: string;
@@ -44,18 +45,15 @@ function parseArgs(argv: string[], scenarioDir: string): Options {
   const [mode, ...rest] = argv;
   if (!mode) throw new UsageError("missing the mode: lifecycle, kind or cluster");
   if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`unknown mode '${mode}'`);
-  const o: Options = { mode: mode as Mode, files: [] };
+  const o: Options = { mode: mode as Mode, scenarioDir, files: [] };
   let numbers: number[] | undefined;
-  const flags: Record<string, FlagSpec> =
-    mode === "kind"
-      ? {}
-      : {
-          "--scenario": [
-            /^\d{1,2}(,\d{1,2})*$/,
-            "scenario numbers like 1 or 1,3",
-            (v) => (numbers = v.split(",").map(Number)),
-          ],
-        };
+  const flags: Record<string, FlagSpec> = {
+    "--scenario": [
+      /^\d{1,2}(,\d{1,2})*$/,
+      "scenario numbers like 1 or 1,3",
+      (v) => (numbers = v.split(",").map(Number)),
+    ],
+  };
   if (mode === "cluster") {
     flags["--kubeconfig"] = [
       /./,
@@ -84,13 +82,14 @@ function parseArgs(argv: string[], scenarioDir: string): Options {
   if (mode === "cluster" && !o.gatewayUrl)
     throw new UsageError("--gateway-url: required for cluster (where the scenarios reach that gateway)");
   o.files = (existsSync(scenarioDir) ? readdirSync(scenarioDir) : []).filter((f) => SCENARIO_FILE.test(f)).sort();
-  if (mode === "cluster") {
+  if (mode !== "lifecycle") {
     const local = numbers?.filter((n) => !ON_A_CLUSTER.includes(n)) ?? [];
     if (local.length > 0)
       throw new UsageError(
         `--scenario: ${local.join(",")} need the local stack (e2e:lifecycle); on a cluster: ${ON_A_CLUSTER.join(",")}`,
       );
-    numbers ??= ON_A_CLUSTER;
+    // By default the scenario files there are of those that run on a cluster.
+    if (!numbers) o.files = o.files.filter((f) => ON_A_CLUSTER.includes(Number(/^(\d+)-/.exec(f)?.[1])));
   }
   if (numbers) {
     const where = relative(repoRoot, scenarioDir) || scenarioDir;
@@ -101,25 +100,6 @@ function parseArgs(argv: string[], scenarioDir: string): Options {
     o.files = o.files.filter((f) => prefixes.some((p) => f.startsWith(p)));
   }
   return o;
-}
-
-/** Why Kind cannot run here: its Docker engine or the pinned kind binary is missing. */
-function kindUnavailable(): string {
-  const docker = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 20_000 });
-  const errno = (docker.error as NodeJS.ErrnoException | undefined)?.code;
-  const engine =
-    errno === "ENOENT"
-      ? "no `docker` command on PATH"
-      : docker.error
-        ? `\`docker info\` did not answer within 20 s (${docker.error.message})`
-        : docker.status !== 0
-          ? `the Docker daemon is not answering (docker info: ${docker.stderr.trim() || `exit ${docker.status}`})`
-          : undefined;
-  const kind = join(toolsBin, "kind");
-  const noKind = existsSync(kind) ? undefined : `${relative(repoRoot, kind)} is not built yet (no tools/kind pin)`;
-  if (engine) return `e2e:kind needs a Docker engine: ${engine}${noKind ? `; it also needs kind: ${noKind}` : ""}`;
-  if (noKind) return `e2e:kind needs the pinned kind binary: ${noKind}`;
-  return "e2e:kind cannot run yet: creating the Kind cluster and deploying the gateway into it is not built; run the scenarios against a cluster with e2e:cluster";
 }
 
 async function main(): Promise<number> {
@@ -147,6 +127,7 @@ async function main(): Promise<number> {
 
   if (opts.mode === "kind") {
     const reason = kindUnavailable();
+    if (reason === undefined) return runOnKind(opts, run, dir, finish);
     writeFileSync(join(dir, "summary.json"), `${JSON.stringify({ ...run, runnable: false, reason }, null, 2)}\n`);
     writeFileSync(report, `# E2E run ${run.runId}: NOT RUNNABLE\n\n${reason}\n`);
     process.stderr.write(`${reason}\n`);
@@ -154,6 +135,40 @@ async function main(): Promise<number> {
     return 3;
   }
 
+  return runScenarios(opts, run, dir, finish);
+}
+
+/** e2e:kind: a Kind cluster brought up, the cluster scenarios run on it, the cluster deleted (its logs kept on failure). */
+async function runOnKind(opts: Options, run: E2eRun, dir: string, finish: (pass: boolean) => void): Promise<number> {
+  // Ctrl-C must not leave a cluster behind.
+  const interrupted = () => {
+    deleteKindCluster(undefined);
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  let code = 1;
+  try {
+    const target = await createKindCluster(dir);
+    code = await runScenarios({ ...opts, mode: "cluster", ...target }, run, dir, finish);
+  } catch (err) {
+    const reason = `the Kind cluster did not come up: ${(err as Error).message}`;
+    writeFileSync(
+      join(dir, "summary.json"),
+      `${JSON.stringify({ ...run, runnable: true, pass: false, reason }, null, 2)}\n`,
+    );
+    writeFileSync(join(dir, "report.md"), `# E2E run ${run.runId}: FAILED\n\n${reason}\n`);
+    process.stderr.write(`${reason}\n`);
+    finish(false);
+  } finally {
+    process.off("SIGINT", interrupted);
+    deleteKindCluster(code === 0 ? undefined : join(dir, "kind-logs"));
+  }
+  return code;
+}
+
+async function runScenarios(opts: Options, run: E2eRun, dir: string, finish: (pass: boolean) => void): Promise<number> {
+  const startedAt = new Date(run.startedAt);
+  const report = join(dir, "report.md");
   // Each mode says what the scenarios run against; nothing is inherited from the shell.
   for (const key of ["E2E_TARGET", "E2E_KUBECONFIG", "E2E_GATEWAY_URL", "E2E_DATA_STORAGE_URL", "E2E_REDIS_URL"])
     delete process.env[key];
@@ -173,7 +188,7 @@ async function main(): Promise<number> {
   await startVitest("test", [], {
     config: false,
     root: repoRoot,
-    dir: scenarioDir,
+    dir: opts.scenarioDir,
     include: opts.files,
     watch: false,
     reporters: ["default", "junit", reporter],

@@ -6,7 +6,7 @@
  * shipped RBAC against a real API server and Redis.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type {
   V1ClusterRole,
@@ -31,6 +31,17 @@ import { CONFIG_FIELDS } from "../src/config-schema.js";
 
 const DEPLOY = join(repoRoot, "gateway", "deploy");
 const NAMESPACE = "kubernaut-system";
+
+/**
+ * The base ships a PrometheusRule: the API server serves that kind only with the Prometheus
+ * Operator's own CRD, which `./taskw setup` copies from the pinned module
+ * (tools/prometheus-operator-crds.sh). Its absence fails the tests, never skips them.
+ */
+function prometheusRuleCrd(): string {
+  const crd = join(repoRoot, ".tools", "prometheus-operator-crds", "monitoring.coreos.com_prometheusrules.yaml");
+  if (!existsSync(crd)) throw new Error(`no PrometheusRule CRD at ${crd}: run './taskw setup'`);
+  return crd;
+}
 
 function kustomizeBuild(dir: string): KubeObject[] {
   const text = execFileSync(binary("kustomize"), ["build", dir], { encoding: "utf8" });
@@ -93,7 +104,7 @@ describe("gateway deploy manifests (kustomize → real kube-apiserver, server-si
   beforeAll(async () => {
     base = kustomizeBuild(join(DEPLOY, "base"));
     kind = kustomizeBuild(join(DEPLOY, "overlays", "kind"));
-    kube = await new KubeApiServer().start();
+    kube = await new KubeApiServer().withCrds([prometheusRuleCrd()]).start();
     // Namespaced objects are only admitted into a namespace that exists.
     await kube.applyYaml(toYaml(base.filter((o) => o.kind === "Namespace")));
   });
@@ -112,6 +123,7 @@ describe("gateway deploy manifests (kustomize → real kube-apiserver, server-si
         "Deployment",
         "Namespace",
         "PodDisruptionBudget",
+        "PrometheusRule",
         "Service",
         "ServiceAccount",
       ].sort(),
@@ -135,6 +147,18 @@ describe("gateway deploy manifests (kustomize → real kube-apiserver, server-si
     port.containerPort = 70_000;
     await expect(kube.applyYaml(stringify(broken), { dryRun: "All" })).rejects.toThrow(
       /containerPort.*must be between 1 and 65535/,
+    );
+  });
+
+  it("a PrometheusRule with an invalid duration is rejected by the operator's schema (the check can fail)", async () => {
+    const broken = structuredClone(
+      find<KubeObject & { spec: { groups: { rules: { for?: string }[] }[] } }>(base, "PrometheusRule"),
+    );
+    const rule = broken.spec.groups[0]?.rules[0];
+    if (!rule) throw new Error("the PrometheusRule holds no rule");
+    rule.for = "10 minutes";
+    await expect(kube.applyYaml(stringify(broken), { dryRun: "All" })).rejects.toThrow(
+      /spec\.groups\[0\]\.rules\[0\]\.for.*should match/,
     );
   });
 
@@ -245,6 +269,7 @@ describe("gateway deploy manifests (kustomize → real kube-apiserver, server-si
     expect(c.imagePullPolicy).toBe("IfNotPresent");
     expect(deployment.spec?.replicas).toBe(1);
     expect(kind.some((o) => o.kind === "PodDisruptionBudget")).toBe(false);
+    expect(kind.some((o) => o.kind === "PrometheusRule")).toBe(false);
     // The overlay's generated Secret is the one the Deployment references (kustomize renamed both).
     const secretName = c.env?.find((e) => e.valueFrom?.secretKeyRef)?.valueFrom?.secretKeyRef?.name;
     expect(find<KubeObject>(kind, "Secret").metadata.name).toBe(secretName);
@@ -363,7 +388,10 @@ describe("the image's bundle, built like the Dockerfile builds it, under the shi
 
   beforeAll(async () => {
     dir = scratchDir("gateway-bundle");
-    [kube, redis] = await Promise.all([new KubeApiServer().start(), new RedisServer().start()]);
+    [kube, redis] = await Promise.all([
+      new KubeApiServer().withCrds([prometheusRuleCrd()]).start(),
+      new RedisServer().start(),
+    ]);
   });
   afterAll(async () => {
     await gateway?.stop();
@@ -392,7 +420,7 @@ describe("the image's bundle, built like the Dockerfile builds it, under the shi
   it("serves signals: auth via TokenReview, RemediationRequest created with the namespace's environment, duplicates counted in status", async () => {
     const main = bundle();
     const rendered = kustomizeBuild(join(DEPLOY, "base"));
-    await kube.applyYaml(toYaml(rendered)); // CRD, namespace, ServiceAccount, RBAC (for real this time)
+    await kube.applyYaml(toYaml(rendered)); // CRD, namespace, ServiceAccount, RBAC, PrometheusRule (for real this time)
     await kube.createNamespace("deploy-check", { environment: "production" });
 
     // The shipped config; only the addresses of this machine's components and the credentials differ.

@@ -12,6 +12,7 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { parseConfig } from "../../gateway/src/config.js";
 import { KubeApiServer, type KubeObject, type StartedKubeApiServer } from "../../harness/src/components/kube-api.js";
 import { PostgresServer, type StartedPostgresServer } from "../../harness/src/components/postgres.js";
+import { bundleAsTheImage } from "../../harness/src/image-bundle.js";
 import { binary, repoRoot, scratchDir } from "../../harness/src/paths.js";
 import { freePort } from "../../harness/src/ports.js";
 import { httpReady } from "../../harness/src/probes.js";
@@ -133,15 +134,7 @@ describe("the image's Data Storage bundle, built like the Dockerfile builds it",
   });
 
   it("serves on the address the pod gives it and stores an event in PostgreSQL", async () => {
-    const dockerfile = readFileSync(join(repoRoot, "gateway", "Dockerfile"), "utf8").replace(/\\\n\s*/g, "");
-    const run = dockerfile.split("\n").find((l) => l.startsWith("RUN npx esbuild harness/src/data-storage/main.ts"));
-    if (!run?.includes("--outfile=dist/data-storage.js"))
-      throw new Error("gateway/Dockerfile has no esbuild RUN writing dist/data-storage.js");
-    const bundle = join(dir, "data-storage.js");
-    execFileSync("sh", ["-c", run.slice(4).replace("--outfile=dist/data-storage.js", `--outfile=${bundle}`)], {
-      cwd: repoRoot,
-      stdio: "pipe",
-    });
+    const bundle = bundleAsTheImage("data-storage.js", dir);
     const deployment = podSpecs().find((p) => p.name === "data-storage");
     const env = Object.fromEntries((deployment?.pod.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
     expect(deployment?.pod.containers[0]?.command).toEqual(["node", "--enable-source-maps", "/app/data-storage.js"]);

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { KubeApiServer, type KubeObject, type StartedKubeApiServer } from "../../harness/src/components/kube-api.js";
 import { RedisServer, type StartedRedisServer } from "../../harness/src/components/redis.js";
+import { bundleAsTheImage } from "../../harness/src/image-bundle.js";
 import { binary, repoRoot, scratchDir } from "../../harness/src/paths.js";
 import { eventually } from "../../harness/src/poll.js";
 import { freePort } from "../../harness/src/ports.js";
@@ -399,26 +400,13 @@ describe("the image's bundle, built like the Dockerfile builds it, under the shi
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The build stage's esbuild RUN, run here with its output redirected to `dir`. */
-  function bundle(): string {
-    const build = dockerfileStages()[0];
-    const run = build?.instructions.find((i) => i.op === "RUN" && i.args.includes("esbuild"))?.args;
-    if (!run?.includes("--outfile=dist/main.js"))
-      throw new Error("the build stage has no esbuild RUN writing dist/main.js");
-    execFileSync("sh", ["-c", run.replace("--outfile=dist/main.js", `--outfile=${dir}/main.js`)], {
-      cwd: repoRoot,
-      stdio: "pipe",
-    });
-    return join(dir, "main.js");
-  }
-
   /** A kubeconfig that authenticates as the gateway's ServiceAccount, so only the shipped RBAC applies. */
   function serviceAccountKubeconfig(): Promise<string> {
     return kube.serviceAccountKubeconfig(NAMESPACE, "gateway", join(dir, "gateway.kubeconfig"));
   }
 
   it("serves signals: auth via TokenReview, RemediationRequest created with the namespace's environment, duplicates counted in status", async () => {
-    const main = bundle();
+    const main = bundleAsTheImage("main.js", dir);
     const rendered = kustomizeBuild(join(DEPLOY, "base"));
     await kube.applyYaml(toYaml(rendered)); // CRD, namespace, ServiceAccount, RBAC, PrometheusRule (for real this time)
     await kube.createNamespace("deploy-check", { environment: "production" });

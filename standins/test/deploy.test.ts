@@ -3,7 +3,7 @@
 // and run against a real API server under the shipped RBAC.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +14,7 @@ import {
   REMEDIATION_REQUEST_CRD,
   type StartedKubeApiServer,
 } from "../../harness/src/components/kube-api.js";
+import { bundleAsTheImage } from "../../harness/src/image-bundle.js";
 import { binary, repoRoot, scratchDir } from "../../harness/src/paths.js";
 import { eventually } from "../../harness/src/poll.js";
 import { freePort } from "../../harness/src/ports.js";
@@ -69,14 +70,7 @@ describe("standins/deploy and the image's stand-in bundle", () => {
   });
 
   it("the Dockerfile's stand-in bundle drives a request as the orchestrator, with the shipped RBAC", async () => {
-    const dockerfile = readFileSync(join(repoRoot, "gateway", "Dockerfile"), "utf8").replace(/\\\n\s*/g, "");
-    const run = dockerfile.split("\n").find((l) => l.startsWith("RUN npx esbuild standins/src/main.ts"));
-    if (!run?.includes("--outfile=dist/standin.js"))
-      throw new Error("gateway/Dockerfile has no esbuild RUN writing dist/standin.js");
-    execFileSync("sh", ["-c", run.slice(4).replace("--outfile=dist/standin.js", `--outfile=${dir}/standin.js`)], {
-      cwd: repoRoot,
-      stdio: "pipe",
-    });
+    const bundle = bundleAsTheImage("standin.js", dir);
 
     await kube.applyYaml(
       rendered
@@ -93,7 +87,7 @@ describe("standins/deploy and the image's stand-in bundle", () => {
     orchestrator = new ManagedProcess({
       name: "standin-bundle",
       command: process.execPath,
-      args: [join(dir, "standin.js"), "orchestrator", "--kubeconfig", kubeconfig, "--listen", listen],
+      args: [bundle, "orchestrator", "--kubeconfig", kubeconfig, "--listen", listen],
       ready: () => httpReady(`http://${listen}/healthz`),
     });
     await orchestrator.startIn(dir);

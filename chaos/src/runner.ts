@@ -27,6 +27,8 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** How the host is asked what it offers (`requires`); a test gives a host that lacks something. */
   host?: HostProbes;
+  /** Where the stack's Prometheus keeps its TSDB after the experiment (LocalStack.withPrometheusDataDir). */
+  prometheusDataDir?: string;
 }
 
 /** One occurrence of a fault, with what the load saw meanwhile. */
@@ -316,6 +318,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     if (experiment.stack.redis === "sentinel") builder = builder.withSentinel();
     if (opts.gatewayMain) builder = builder.withGatewayMain(opts.gatewayMain);
     if (memory) builder = builder.withGatewayCgroups([memory.path]);
+    if (opts.prometheusDataDir) builder = builder.withPrometheusDataDir(opts.prometheusDataDir);
     stack = await builder.start();
     const started = stack;
     const stopStack = deferCleanup(`stack of ${experiment.name}`, () => started.stop());

@@ -73,7 +73,9 @@ async function main(): Promise<number> {
     return summary;
   };
   for (const experiment of experiments) {
-    const result = await runExperiment(experiment, { progress });
+    // One TSDB for the run: each experiment's fresh Prometheus reopens it and appends, so
+    // `task grafana:up RUN=<run-id>` shows the whole run on one time axis.
+    const result = await runExperiment(experiment, { progress, prometheusDataDir: join(dir, "prometheus") });
     results.push(result);
     charts[result.name] = timelineCharts(result).map((svg, i) => {
       const file = `${result.name.replace(/\//g, "-")}-${i === 0 ? "rate" : "p99"}.svg`;

@@ -93,6 +93,7 @@ export class LocalStack {
   private gatewayMain: string | undefined;
   private gatewayCgroups: string[] = [];
   private crds: string[] = [];
+  private prometheusDataDir: string | undefined;
 
   /** Redis as a Sentinel group (master, 2 replicas, 3 sentinels) instead of one server. */
   withSentinel(): this {
@@ -149,6 +150,12 @@ export class LocalStack {
     return this;
   }
 
+  /** Prometheus keeps its TSDB there after the stack stops (PrometheusServer.withDataDir). */
+  withPrometheusDataDir(dir: string): this {
+    this.prometheusDataDir = dir;
+    return this;
+  }
+
   /** Namespaces to create, with their labels (e.g. `environment: production`). */
   withNamespaces(namespaces: Record<string, Record<string, string>>): this {
     Object.assign(this.namespaces, namespaces);
@@ -185,6 +192,7 @@ export class LocalStack {
       const listen = this.gateway ? await this.gatewayListenAddress() : undefined;
       const prometheus = new PrometheusServer();
       if (listen) prometheus.withScrapeTarget("gateway", listen, { scrapeInterval: "1s" });
+      if (this.prometheusDataDir) prometheus.withDataDir(this.prometheusDataDir);
       const [redis, kube, dataStorage, prom] = await Promise.all([
         this.sentinel ? group.start().then(track) : new RedisServer().start().then(track),
         new KubeApiServer()

@@ -1,7 +1,10 @@
+import { existsSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrometheusServer, type StartedPrometheusServer } from "../src/components/prometheus.js";
+import { scratchDir } from "../src/paths.js";
 
 /** A /metrics endpoint exposing one counter with a fixed value. */
 async function metricsServer(name: string, value: number): Promise<{ server: Server; target: string }> {
@@ -61,5 +64,33 @@ describe("PrometheusServer (real prometheus)", () => {
     // An empty body is not a valid snappy protobuf: enabled receivers say 400, disabled ones 404.
     const res = await fetch(prom.remoteWriteUrl(), { method: "POST", body: "" });
     expect(res.status).toBe(400);
+  });
+});
+
+describe("PrometheusServer.withDataDir (what a load or chaos run keeps for `task grafana:up RUN=`)", () => {
+  it("leaves the TSDB in the folder on stop, and a later server there reopens it with the samples", async () => {
+    const dir = scratchDir("prometheus-kept");
+    const data = join(dir, "prometheus");
+    const { server, target } = await metricsServer("harness_kept_total", 5);
+    try {
+      const first = await new PrometheusServer().withScrapeTarget("kept", target).withDataDir(data).start();
+      const [sample] = await first.waitForSeries('harness_kept_total{job="kept"}');
+      await first.stop();
+      expect(existsSync(join(data, "wal")), "the WAL holds a short run's samples").toBe(true);
+
+      // As the next experiment of a chaos run does: same folder, nothing scraped any more.
+      const second = await new PrometheusServer().withDataDir(data).start();
+      try {
+        const at = new Date((sample?.timestamp ?? 0) * 1000);
+        const [again] = await second.query('harness_kept_total{job="kept"}', at);
+        expect(again?.value).toBe(5);
+      } finally {
+        await second.stop();
+      }
+      expect(existsSync(join(data, "wal"))).toBe(true);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -302,6 +302,8 @@ async function main(): Promise<number> {
     : await new LocalStack()
         .withNamespaces(Object.fromEntries(NAMESPACES.map((ns) => [ns, { environment: "production" }])))
         .withGatewayConfig(scenario.gateway)
+        // Kept in the run folder, so `task grafana:up RUN=<run-id>` can open the run later.
+        .withPrometheusDataDir(join(dir, "prometheus"))
         .start();
   try {
     const target = opts.target ?? stack?.gateway?.getUrl() ?? "";

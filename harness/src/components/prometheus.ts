@@ -82,6 +82,7 @@ export class PrometheusServer {
   private readonly targets: ScrapeTarget[] = [];
   private readonly rules: string[] = [];
   private readonly alertmanagers: URL[] = [];
+  private dataDir: string | undefined;
 
   withScrapeTarget(job: string, target: string, options: ScrapeOptions = {}): this {
     this.targets.push({ job, target, ...options });
@@ -100,6 +101,16 @@ export class PrometheusServer {
     return this;
   }
 
+  /**
+   * Keeps the TSDB in `dir` (created if missing) instead of the scratch folder, and leaves it
+   * there on stop, so a run's samples can be opened again later (`task grafana:up RUN=...`).
+   * A TSDB already in `dir` is reopened and appended to.
+   */
+  withDataDir(dir: string): this {
+    this.dataDir = dir;
+    return this;
+  }
+
   async start(): Promise<StartedPrometheusServer> {
     const port = await freePort();
     const dir = scratchDir("prometheus");
@@ -111,8 +122,8 @@ export class PrometheusServer {
     const setup: PrometheusSetup = { targets: [...this.targets], ruleFiles, alertmanagers: [...this.alertmanagers] };
     const configPath = join(dir, "prometheus.yml");
     writeFileSync(configPath, renderConfig(setup));
-    const dataDir = join(dir, "data");
-    mkdirSync(dataDir);
+    const dataDir = this.dataDir ?? join(dir, "data");
+    mkdirSync(dataDir, { recursive: true });
     const url = `http://127.0.0.1:${port}`;
     const proc = new ManagedProcess({
       name: `prometheus-${port}`,

@@ -151,7 +151,7 @@ function requireDocker(): number | undefined {
   process.stderr.write(
     `grafana: cannot run grafana/compose.yaml here, a Docker engine with the Compose plugin is needed:\n${problems
       .map((p) => `  - ${p}\n`)
-      .join("")}The review report needs no Docker: ./taskw grafana:report RUN=<run-id>\n`,
+      .join("")}Without Docker, a run's own report needs none: results/<suite>/<run-id>/report.md\n`,
   );
   return 1;
 }

@@ -5,6 +5,8 @@ const FAILOVER_UNDER_TRAFFIC = "gateway/test/pipeline/sentinel.test.ts";
 const E2E_SCENARIOS = ["e2e/scenarios/**/*.test.ts", "e2e/test/can-fail*.test.ts", "e2e/test/cluster.test.ts"];
 /** Chaos tests that run no experiment (manifests, flags, checks, probes): beside the other suites. */
 const CHAOS_WITHOUT_LOAD = "chaos/test/{mesh,cli,checks,probes,runner}.test.ts";
+/** A real load run, then its review in Chromium. */
+const REVIEW = "grafana/test/review.test.ts";
 
 const shared = {
   // Integration tests start real processes; on 2 cores two files at a time is the sweet spot.
@@ -24,7 +26,7 @@ export default defineConfig({
           ...shared,
           name: "suites",
           include: ["{gateway,harness,standins,load,e2e,grafana}/**/*.test.ts", CHAOS_WITHOUT_LOAD],
-          exclude: [FAILOVER_UNDER_TRAFFIC, ...E2E_SCENARIOS, "**/node_modules/**"],
+          exclude: [FAILOVER_UNDER_TRAFFIC, ...E2E_SCENARIOS, REVIEW, "**/node_modules/**"],
         },
       },
       {
@@ -57,6 +59,18 @@ export default defineConfig({
           include: ["chaos/**/*.test.ts"],
           exclude: [CHAOS_WITHOUT_LOAD, "**/node_modules/**"],
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        // Last and alone: its load run's warm-up creates thousands of requests, which would
+        // decide a neighbour's timing bounds.
+        test: {
+          ...shared,
+          maxWorkers: 1,
+          testTimeout: 150_000,
+          name: "review",
+          include: [REVIEW],
+          sequence: { groupOrder: 4 },
         },
       },
     ],

@@ -1,7 +1,8 @@
 // The human report of a chaos run: per experiment its verdict, the faults with their windows,
-// the probes' verdicts, the invariants (expected vs observed), the figures, and a timeline with
-// the fault windows shaded over request rate, errors and p99.
-import { type ChartBand, latencyChart } from "../../load/suite/report.js";
+// the probes' verdicts, the invariants (expected vs observed) and the figures; then the review,
+// the Chaos dashboard over the run with the fault windows shaded (report.html, report.png).
+import type { Review } from "../../grafana/src/report/review.js";
+import { reviewSection } from "../../load/suite/report.js";
 import type { ExperimentResult } from "./runner.js";
 
 export interface ChaosSummary {
@@ -12,6 +13,8 @@ export interface ChaosSummary {
   durationSeconds: number;
   pass: boolean;
   experiments: ExperimentResult[];
+  /** The Chaos dashboard over the run (grafana/src/report), once every experiment has ended. */
+  review?: Review;
 }
 
 const cell = (v: unknown) =>
@@ -24,31 +27,7 @@ function relative(result: ExperimentResult, epochMs: number | null): string {
   return `${((epochMs - Date.parse(result.startedAt)) / 1000).toFixed(1)} s`;
 }
 
-/** The charts of one experiment: request rate and non-2xx per second, and p99, faults shaded. */
-export function timelineCharts(result: ExperimentResult): string[] {
-  const bands: ChartBand[] = result.faults.map((f) => ({
-    from: f.injectedAt / 1000,
-    to: (f.removedAt ?? f.injectedAt) / 1000,
-    label: `${f.name} #${f.occurrence}`,
-  }));
-  const points = (pick: (b: ExperimentResult["timeline"][number]) => number) =>
-    result.timeline.map((b) => [b.t, pick(b)] as [number, number]);
-  return [
-    latencyChart(
-      [
-        { name: "answers per second", points: points((b) => b.sent) },
-        { name: "non-2xx per second", points: points((b) => b.errors) },
-      ],
-      `${result.name}: rate and errors (faults shaded)`,
-      { unit: "per second", bands },
-    ),
-    latencyChart([{ name: "p99 per second (ms)", points: points((b) => b.p99Ms) }], `${result.name}: p99 latency`, {
-      bands,
-    }),
-  ];
-}
-
-export function markdownReport(summary: ChaosSummary, charts: Record<string, string[]>): string {
+export function markdownReport(summary: ChaosSummary): string {
   const lines = [
     `# Chaos run ${summary.runId}: ${summary.pass ? "PASS" : "FAIL"}`,
     "",
@@ -127,8 +106,8 @@ export function markdownReport(summary: ChaosSummary, charts: Record<string, str
     const figures = Object.entries(e.figures);
     if (figures.length)
       lines.push("| figure | value |", "|---|---|", ...figures.map(([k, v]) => `| ${cell(k)} | ${cell(v)} |`), "");
-    for (const file of charts[e.name] ?? []) lines.push(`![${e.name}](${file})`, "");
     if (e.notes.length) lines.push(...e.notes.map((n) => `- ${n}`), "");
   }
+  if (summary.review) lines.push(...reviewSection(summary.review));
   return `${lines.join("\n")}\n`;
 }

@@ -13,6 +13,7 @@ import { deferCleanup } from "../../harness/src/supervisor.js";
 import { NAMESPACES } from "../../load/lib/traffic.ts";
 import { evaluateInvariants } from "./checks.js";
 import { type Experiment, type Fault, linksUsed } from "./experiment.js";
+import { FaultSeries } from "./fault-series.js";
 import { type InjectedFault, inject } from "./faults.js";
 import { type HostProbes, hostSupport } from "./host-support.js";
 import { type Answer, BackgroundLoad } from "./load.js";
@@ -323,6 +324,15 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     const started = stack;
     const stopStack = deferCleanup(`stack of ${experiment.name}`, () => started.stop());
     undo.push(stopStack);
+    // Stopped before the stack (undo runs newest first), so the last sample, 0, reaches its Prometheus.
+    const faultSeries = new FaultSeries(
+      stack.prometheus.remoteWriteUrl(),
+      experiment.name,
+      experiment.faults.map((f) => f.name),
+      (l) => result.notes.push(l),
+    );
+    undo.push(deferCleanup(`chaos_fault_active of ${experiment.name}`, () => faultSeries.stop()));
+    await faultSeries.start();
     if (experiment.stack.replicationLatencyMs) {
       // Replicas behind the master the way they are under load: every kill lands while one lags.
       const lag = await inject(
@@ -412,7 +422,7 @@ export async function runExperiment(experiment: Experiment, opts: RunnerOptions 
     for (const fault of experiment.faults) {
       for (let n = 1; n <= (fault.repeat ?? 1); n++) {
         if (fault.afterMs) await wait(fault.afterMs, opts.signal);
-        const record = await runFault(fault, n, faultCtx, experiment, ctx, result, say, opts.signal);
+        const record = await runFault(fault, n, faultCtx, faultSeries, experiment, ctx, result, say, opts.signal);
         result.faults.push(record);
         lastRemoved = record.removedAt ?? Date.now();
         if (record.error) {
@@ -514,6 +524,7 @@ async function runFault(
   fault: Fault,
   occurrence: number,
   faultCtx: Parameters<typeof inject>[1],
+  faultSeries: FaultSeries,
   experiment: Experiment,
   ctx: ProbeContext,
   result: ExperimentResult,
@@ -539,6 +550,7 @@ async function runFault(
     record.injectedAt = injected.startedAt ?? Date.now();
     const active = injected;
     removeOnce = deferCleanup(`fault ${fault.name}`, () => active.remove());
+    await faultSeries.set(fault.name, true);
     const onChaos = evaluateDuring(experiment.probes, "OnChaos", ctx);
     await wait(fault.durationMs, signal).finally(async () => result.probes.push(...(await onChaos.stop())));
     say(`remove ${fault.name}`);
@@ -549,6 +561,8 @@ async function runFault(
     record.error = (err as Error).message;
     await removeOnce?.().catch(() => undefined);
     record.removedAt ??= Date.now();
+  } finally {
+    await faultSeries.set(fault.name, false);
   }
   return record;
 }

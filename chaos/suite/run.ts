@@ -1,15 +1,16 @@
 // `task chaos:<suite>`: run the suite's experiments one after another on fresh local stacks,
-// write results/chaos/<run-id>/ (summary.json, report.md, charts, every component's log) and
-// exit 0 only when every experiment held.
+// write results/chaos/<run-id>/ (summary.json, report.md, the review's report.html and its
+// screenshot, every component's log) and exit 0 only when every experiment held.
 //   npx tsx chaos/suite/run.ts <network|redis-failover|infra|resources|all|<group/name>> [--mode ci|full] [--rate N] [--duration 60s] [--kills N] [--seed N]
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { reviewProblems, reviewRun } from "../../grafana/src/report/review.js";
 import { parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
 import { repoRoot } from "../../harness/src/paths.js";
 import { durationMs } from "../../load/lib/duration.ts";
 import { EXPERIMENTS, SUITES } from "../experiments/index.js";
 import type { RunParameters } from "../src/experiment.js";
-import { type ChaosSummary, markdownReport, timelineCharts } from "../src/report.js";
+import { type ChaosSummary, markdownReport } from "../src/report.js";
 import { type ExperimentResult, runExperiment } from "../src/runner.js";
 
 const USAGE = `usage: run.ts <${[...Object.keys(SUITES), "<group/name>"].join("|")}> [--mode ci|full] [--rate N] [--duration 60s] [--kills N] [--seed N]
@@ -54,7 +55,7 @@ async function main(): Promise<number> {
   process.stdout.write(`chaos run ${runId}: ${names.join(", ")}; results in ${dir}\n`);
   const progress = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   const results: ExperimentResult[] = [];
-  const charts: Record<string, string[]> = {};
+  let review: ChaosSummary["review"];
   const write = () => {
     const summary: ChaosSummary = {
       runId,
@@ -64,9 +65,10 @@ async function main(): Promise<number> {
       durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
       pass: results.length === experiments.length && results.every((r) => r.verdict === "Pass"),
       experiments: results,
+      review,
     };
     writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-    writeFileSync(join(dir, "report.md"), markdownReport(summary, charts));
+    writeFileSync(join(dir, "report.md"), markdownReport(summary));
     const latest = join(repoRoot, "results", "chaos", "latest");
     rmSync(latest, { force: true });
     symlinkSync(runId, latest);
@@ -77,13 +79,14 @@ async function main(): Promise<number> {
     // `task grafana:up RUN=<run-id>` shows the whole run on one time axis.
     const result = await runExperiment(experiment, { progress, prometheusDataDir: join(dir, "prometheus") });
     results.push(result);
-    charts[result.name] = timelineCharts(result).map((svg, i) => {
-      const file = `${result.name.replace(/\//g, "-")}-${i === 0 ? "rate" : "p99"}.svg`;
-      writeFileSync(join(dir, file), svg);
-      return file;
-    });
     progress(`${result.name}: ${result.verdict}${result.reason ? ` (${result.reason})` : ""}`);
     write();
+  }
+  // Every experiment's Prometheus appended to the one TSDB: the review sees the whole run.
+  if (existsSync(join(dir, "prometheus"))) {
+    progress("review: the Chaos dashboard over the run, report.html checked in Chromium");
+    review = await reviewRun({ suite: "chaos", id: runId, dir });
+    for (const problem of reviewProblems(review)) progress(`REVIEW: ${problem}`);
   }
   const summary = write();
   process.stdout.write(`${summary.pass ? "PASS" : "FAIL"}: report ${join(dir, "report.md")}\n`);

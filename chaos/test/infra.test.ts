@@ -1,21 +1,73 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { patchedGateway } from "../../harness/src/components/patched-gateway.js";
+import { PrometheusServer } from "../../harness/src/components/prometheus.js";
 import { dataStorageOutage, kubeRestart } from "../experiments/infra.js";
 import { type ExperimentResult, runExperiment } from "../src/runner.js";
 
 const progress = (line: string) => process.stdout.write(`${line}\n`);
 const failed = (r: ExperimentResult) => r.invariants.filter((c) => !c.ok).map((c) => c.name);
 
+/**
+ * chaos_fault_active as the run's kept TSDB holds it (what the Chaos dashboard shows): one series
+ * per fault, a sample at least every 2.5 s (pushed every second, on a busy machine), 1 inside each
+ * of the fault's windows (injection to removal), 0 outside them and last.
+ */
+async function expectFaultWindows(result: ExperimentResult, dataDir: string): Promise<void> {
+  expect(result.notes.filter((n) => n.startsWith("chaos_fault_active"))).toEqual([]);
+  const prometheus = await new PrometheusServer().withDataDir(dataDir).start();
+  try {
+    const series = await prometheus.samples(`chaos_fault_active{experiment="${result.name}"}`, 3_600);
+    expect(series.map((s) => s.metric.fault).sort()).toEqual([...new Set(result.faults.map((f) => f.name))].sort());
+    // A push is stamped 1 ms after the one before when both fall in the same millisecond.
+    const edgeMs = 10;
+    for (const { metric, values } of series) {
+      const windows = result.faults
+        .filter((f) => f.name === metric.fault)
+        .map((f) => ({ from: f.injectedAt, to: f.removedAt ?? Number.POSITIVE_INFINITY }));
+      const samples = values.map(([t, value]) => ({ ms: Math.round(t * 1000), value }));
+      const wrong = samples.filter(({ ms, value }) => {
+        const inside = windows.some((w) => ms > w.from + edgeMs && ms < w.to - edgeMs);
+        const outside = windows.every((w) => ms < w.from || ms > w.to + edgeMs);
+        return (inside && value !== 1) || (outside && value !== 0);
+      });
+      expect(wrong, `${metric.fault}: samples against its windows ${JSON.stringify(windows)}`).toEqual([]);
+      for (const w of windows)
+        expect(
+          samples.some(({ ms, value }) => ms > w.from && ms < w.to && value === 1),
+          metric.fault,
+        ).toBe(true);
+      expect(samples.at(-1)?.value).toBe(0);
+      const gaps = samples.slice(1).map(({ ms }, i) => ms - (samples[i]?.ms ?? 0));
+      expect(Math.max(...gaps), metric.fault).toBeLessThanOrEqual(2_500);
+    }
+  } finally {
+    await prometheus.stop();
+  }
+}
+
 describe("infra/kube-restart", () => {
   it("holds: the index resyncs and creations succeed again after the API server and etcd come back", async () => {
-    const result = await runExperiment(kubeRestart({ mode: "ci", seed: 1 }), { progress });
-    expect(result.reason).toBe("");
-    expect(result.verdict).toBe("Pass");
-    expect(result.faults.map((f) => f.kind)).toEqual(["stop-kube-apiserver", "restart-etcd"]);
-    expect(result.figures["stop kube-apiserver: index resynced after the removal (ms)"]).toEqual(expect.any(Number));
-    expect(result.figures["stop kube-apiserver: first creation (201) after the removal (ms)"]).toEqual(
-      expect.any(Number),
-    );
+    const dataDir = mkdtempSync(join(tmpdir(), "kube-restart-tsdb-"));
+    try {
+      const result = await runExperiment(kubeRestart({ mode: "ci", seed: 1 }), {
+        progress,
+        prometheusDataDir: dataDir,
+      });
+      expect(result.reason).toBe("");
+      expect(result.verdict).toBe("Pass");
+      expect(result.faults.map((f) => f.kind)).toEqual(["stop-kube-apiserver", "restart-etcd"]);
+      expect(result.figures["stop kube-apiserver: index resynced after the removal (ms)"]).toEqual(expect.any(Number));
+      expect(result.figures["stop kube-apiserver: first creation (201) after the removal (ms)"]).toEqual(
+        expect.any(Number),
+      );
+      // The two faults' windows, 15 s apart, as the Chaos dashboard draws them.
+      await expectFaultWindows(result, dataDir);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, 400_000);
 
   it("catches a gateway whose index gives up when its watch breaks", async () => {

@@ -6,51 +6,19 @@
 //   npx tsx grafana/src/compose-cli.ts up [--run <run-id>]
 //   npx tsx grafana/src/compose-cli.ts down
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { basename, delimiter, join, relative } from "node:path";
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { delimiter, join, relative } from "node:path";
 import { parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
 import { repoRoot } from "../../harness/src/paths.js";
 import { eventually } from "../../harness/src/poll.js";
+import { findRun, type RunFolder as Run } from "./runs.js";
 
 const USAGE = "usage: compose-cli.ts up [--run <run-id>] | down";
 const COMPOSE_FILE = join(repoRoot, "grafana", "compose.yaml");
 /** Writable copies of runs' TSDBs, one folder per run (removed by `down`). */
 const COPIES = join(repoRoot, "results", "grafana", "prometheus-data");
-/** Where each suite keeps its runs; every run keeps its Prometheus TSDB in `prometheus/`. */
-const SUITES = ["load", "chaos"] as const;
 /** What compose.yaml mounts into Grafana, relative to grafana/: generated or written beside it, so checked. */
 const PROVISIONED = ["provisioning/datasources", "provisioning/dashboards", "dashboards"];
-
-interface Run {
-  suite: (typeof SUITES)[number];
-  id: string;
-  dir: string;
-}
-
-/** A run named by RUN, with its TSDB: anything else is a UsageError naming RUN and why. */
-function findRun(name: string): Run {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
-    throw new UsageError(`RUN=${name}: not a run id (a folder name under results/load/ or results/chaos/)`);
-  const found = SUITES.flatMap((suite) => {
-    const dir = join(repoRoot, "results", suite, name);
-    // `latest` is a symlink: the run it points at is the one opened.
-    return existsSync(dir) ? [{ suite, id: basename(realpathSync(dir)), dir: realpathSync(dir) }] : [];
-  });
-  const [run, other] = found;
-  if (!run) throw new UsageError(`RUN=${name}: no run folder results/load/${name} or results/chaos/${name}`);
-  if (other)
-    throw new UsageError(
-      `RUN=${name}: names results/load/${run.id} and results/chaos/${other.id}; give the run id itself`,
-    );
-  const tsdb = join(run.dir, "prometheus");
-  const blocks = existsSync(tsdb) ? readdirSync(tsdb).filter((e) => existsSync(join(tsdb, e, "meta.json"))) : [];
-  if (!existsSync(join(tsdb, "wal")) && blocks.length === 0)
-    throw new UsageError(
-      `RUN=${name}: results/${run.suite}/${run.id} holds no Prometheus TSDB (prometheus/ with wal/ or blocks): ` +
-        "load runs with TARGET= start no Prometheus, and runs older than this keep none",
-    );
-  return run;
-}
 
 /** What keeps `docker compose` from running here, in words; empty when nothing does. */
 function dockerProblems(): string[] {

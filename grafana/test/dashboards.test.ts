@@ -75,7 +75,7 @@ async function exportedSeries(): Promise<SeriesCatalog> {
     );
   }
 
-  // Not exported yet: the chaos runner will hold it at 1 while a fault is active.
+  // Remote-written by the chaos runner (chaos/src/fault-series.ts): 1 while a fault is injected.
   add("chaos_fault_active", ["experiment", "fault"]);
   return catalog;
 }

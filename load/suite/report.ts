@@ -1,5 +1,6 @@
-// The human report of a load run: Markdown with the figures, thresholds,
-// invariants, and an SVG chart of latency over time.
+// The human report of a load run: Markdown with the figures, thresholds and invariants, and a
+// link to the run's review (its dashboards drawn in report.html, with a screenshot).
+import { type Review, reviewProblems } from "../../grafana/src/report/review.js";
 import type { Check } from "../../harness/src/invariants.js";
 
 export interface ThresholdResult {
@@ -7,12 +8,6 @@ export interface ThresholdResult {
   expression: string;
   observed: number | null;
   ok: boolean;
-}
-
-export interface Series {
-  name: string;
-  /** [unix seconds, milliseconds] */
-  points: Array<[number, number]>;
 }
 
 export interface LoadSummary {
@@ -28,68 +23,8 @@ export interface LoadSummary {
   thresholds: ThresholdResult[];
   invariants: Check[];
   notes: string[];
-}
-
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-
-/** Shaded spans of time, e.g. the windows in which a chaos fault was active. */
-export interface ChartBand {
-  /** Unix seconds. */
-  from: number;
-  to: number;
-  label: string;
-}
-
-/**
- * A small line chart (no dependencies): values (latency in ms by default) over seconds since the
- * start, with optional shaded bands.
- */
-export function latencyChart(
-  series: Series[],
-  title: string,
-  options: { unit?: string; bands?: ChartBand[] } = {},
-): string {
-  const width = 800;
-  const height = 320;
-  const pad = { left: 60, right: 20, top: 30, bottom: 40 };
-  // histogram_quantile over an idle window yields NaN: such points are gaps, not values.
-  const plotted = series.map((s) => ({
-    ...s,
-    points: s.points.filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v)),
-  }));
-  const all = plotted.flatMap((s) => s.points);
-  if (all.length === 0)
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="60"><text x="10" y="30">${title}: no data</text></svg>`;
-  const bands = options.bands ?? [];
-  const t0 = Math.min(...all.map((p) => p[0]), ...bands.map((b) => b.from));
-  const t1 = Math.max(...all.map((p) => p[0]), ...bands.map((b) => b.to), t0 + 1);
-  const yMax = Math.max(...all.map((p) => p[1]), 1) * 1.1;
-  const x = (t: number) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
-  const y = (v: number) => height - pad.bottom - (v / yMax) * (height - pad.top - pad.bottom);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
-  const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${pad.left}" y="18" font-weight="bold">${title}</text>`,
-    ...bands.map(
-      (b) =>
-        `<rect x="${x(b.from).toFixed(1)}" y="${pad.top}" width="${Math.max(1, x(b.to) - x(b.from)).toFixed(1)}" height="${height - pad.top - pad.bottom}" fill="#f4a582" fill-opacity="0.35"><title>${b.label}</title></rect>`,
-    ),
-    ...ticks.map(
-      (v) =>
-        `<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${pad.left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text>`,
-    ),
-    `<text x="${width / 2}" y="${height - 8}" text-anchor="middle">seconds since start (${Math.round(t1 - t0)} s)</text>`,
-    `<text x="14" y="${height / 2}" transform="rotate(-90 14 ${height / 2})" text-anchor="middle">${options.unit ?? "ms"}</text>`,
-  ];
-  plotted.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length];
-    const d = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
-    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${d}"/>`);
-    parts.push(`<text x="${pad.left + 10}" y="${pad.top + 16 * (i + 1)}" fill="${color}">${s.name}</text>`);
-  });
-  parts.push("</svg>");
-  return parts.join("\n");
+  /** The dashboards over the run (grafana/src/report): report.html, report.png, every panel named. */
+  review?: Review;
 }
 
 function fmt(v: number | string | null | undefined): string {
@@ -98,7 +33,7 @@ function fmt(v: number | string | null | undefined): string {
   return v;
 }
 
-export function markdownReport(s: LoadSummary, chartFile: string | undefined): string {
+export function markdownReport(s: LoadSummary): string {
   const lines = [
     `# Load run ${s.runId}: ${s.pass ? "PASS" : "FAIL"}`,
     "",
@@ -126,7 +61,19 @@ export function markdownReport(s: LoadSummary, chartFile: string | undefined): s
       (c) => `| ${c.name} | ${fmt(c.expected)} | ${fmt(c.observed)} | ${c.ok ? "ok" : "**FAILED**"} |`,
     ),
   ];
-  if (chartFile) lines.push("", "## Latency over time", "", `![latency over time](${chartFile})`);
+  if (s.review) lines.push("", ...reviewSection(s.review));
   if (s.notes.length) lines.push("", "## Notes", "", ...s.notes.map((n) => `- ${n}`));
   return `${lines.join("\n")}\n`;
+}
+
+/** The review's verdict, what it named, and its screenshot: shared by the load and chaos reports. */
+export function reviewSection(review: Review): string[] {
+  const problems = reviewProblems(review);
+  return [
+    `## Dashboards over the run: ${review.pass ? "every panel drawn with data" : "**FAILED**"}`,
+    "",
+    `[report.html](${review.files.html}) draws the run's dashboards from its own Prometheus TSDB (${review.panels.length} panels, checked in Chromium; the data in [${review.files.panels}](${review.files.panels})).`,
+    ...(problems.length ? ["", ...problems.map((p) => `- ${p}`)] : []),
+    ...(review.files.screenshot ? ["", `![the review report](${review.files.screenshot})`] : []),
+  ];
 }

@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { reviewProblems, reviewRun } from "../../grafana/src/report/review.js";
 import { parseFlags, runCli, UsageError } from "../../harness/src/cli-flags.js";
 import type { ConfigTree } from "../../harness/src/components/gateway.js";
 import { type Check, type GeneratorCounts, reconcile } from "../../harness/src/invariants.js";
@@ -14,7 +15,7 @@ import { cpuSeconds, rssBytes } from "../../harness/src/proc-stats.js";
 import { LocalStack, type StartedLocalStack } from "../../harness/src/stack.js";
 import { durationMs } from "../lib/duration.ts";
 import { NAMESPACES } from "../lib/traffic.ts";
-import { type LoadSummary, latencyChart, markdownReport, type Series, type ThresholdResult } from "./report.js";
+import { type LoadSummary, markdownReport, type ThresholdResult } from "./report.js";
 
 interface Scenario {
   script: string;
@@ -225,34 +226,6 @@ const signalRouteQuantile = (q: number, fn: "rate" | "increase", window: string)
 /** Seconds to milliseconds with one decimal. */
 const msOf = (seconds: number) => Math.round(seconds * 10_000) / 10;
 
-async function latencySeries(
-  stack: StartedLocalStack,
-  testid: string,
-  scenario: string,
-  start: Date,
-  end: Date,
-): Promise<Series[]> {
-  const range = { start, end, stepSeconds: Math.max(1, Math.round((end.getTime() - start.getTime()) / 1000 / 200)) };
-  const ms = (series: { values: Array<[number, number]> }[]) =>
-    (series[0]?.values ?? []).map(([t, v]) => [t, v * 1000] as [number, number]);
-  const q = (promql: string) => stack.prometheus.queryRange(promql, range).catch(() => []);
-  return [
-    {
-      name: "gateway p99 (5 s window)",
-      points: ms(await q(signalRouteQuantile(0.99, "rate", "5s"))),
-    },
-    {
-      name: "gateway p50 (5 s window)",
-      points: ms(await q(signalRouteQuantile(0.5, "rate", "5s"))),
-    },
-    // Trend gauges are per tag set (k6 remote-write semantics), so one set stands for the bulk: the 202s.
-    {
-      name: `generator p99 of 202 answers in ${scenario} (since its start)`,
-      points: ms(await q(`max(k6_http_req_duration_p99{testid="${testid}",scenario="${scenario}",status="202"})`)),
-    },
-  ];
-}
-
 /**
  * The gateway's own view of the run, scraped by Prometheus: processing p99 per outcome and
  * refusals per reason. Beside the generator's figures it tells where a latency tail comes from.
@@ -297,6 +270,7 @@ async function main(): Promise<number> {
   const notes: string[] = [];
   process.stdout.write(`load run ${runId}: results in ${dir}\n`);
 
+  let summary: LoadSummary;
   const stack = opts.target
     ? undefined
     : await new LocalStack()
@@ -421,19 +395,8 @@ async function main(): Promise<number> {
       );
     }
 
-    let chart: string | undefined;
-    if (stack) {
-      chart = "latency.svg";
-      writeFileSync(
-        join(dir, chart),
-        latencyChart(
-          await latencySeries(stack, runId, scenario.measured, startedAt, end),
-          `${name}: latency over time`,
-        ),
-      );
-    }
     const pass = run.code === 0 && thresholds.every((t) => t.ok) && invariants.every((c) => c.ok);
-    const summary: LoadSummary = {
+    summary = {
       scenario: name,
       runId,
       runner: run.runner,
@@ -447,20 +410,27 @@ async function main(): Promise<number> {
       invariants,
       notes,
     };
-    writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-    writeFileSync(join(dir, "report.md"), markdownReport(summary, chart));
-    const latest = join(repoRoot, "results", "load", "latest");
-    rmSync(latest, { force: true });
-    symlinkSync(runId, latest);
-    for (const c of invariants.filter((i) => !i.ok))
-      process.stdout.write(`INVARIANT FAILED: ${c.name}: expected ${c.expected}, observed ${c.observed}\n`);
-    for (const t of thresholds.filter((i) => !i.ok))
-      process.stdout.write(`THRESHOLD FAILED: ${t.metric} ${t.expression} (observed ${t.observed})\n`);
-    process.stdout.write(`${pass ? "PASS" : "FAIL"}: report ${join(dir, "report.md")}\n`);
-    return pass ? 0 : run.code !== 0 ? run.code : 1;
   } finally {
     await stack?.stop();
   }
+  // The review reads the TSDB the stopped Prometheus left in the run folder, as grafana:report does.
+  if (stack) {
+    writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    process.stdout.write("review: the dashboards over the run, report.html checked in Chromium\n");
+    summary.review = await reviewRun({ suite: "load", id: runId, dir });
+    for (const problem of reviewProblems(summary.review)) process.stdout.write(`REVIEW: ${problem}\n`);
+  }
+  writeFileSync(join(dir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileSync(join(dir, "report.md"), markdownReport(summary));
+  const latest = join(repoRoot, "results", "load", "latest");
+  rmSync(latest, { force: true });
+  symlinkSync(runId, latest);
+  for (const c of summary.invariants.filter((i) => !i.ok))
+    process.stdout.write(`INVARIANT FAILED: ${c.name}: expected ${c.expected}, observed ${c.observed}\n`);
+  for (const t of summary.thresholds.filter((i) => !i.ok))
+    process.stdout.write(`THRESHOLD FAILED: ${t.metric} ${t.expression} (observed ${t.observed})\n`);
+  process.stdout.write(`${summary.pass ? "PASS" : "FAIL"}: report ${join(dir, "report.md")}\n`);
+  return summary.pass ? 0 : summary.exitCode !== 0 ? summary.exitCode : 1;
 }
 
 await runCli(main, USAGE);

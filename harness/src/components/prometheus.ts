@@ -158,6 +158,12 @@ function sampleValue(text: string): number {
   return Number(text);
 }
 
+type RawMatrix = Array<{ metric: Record<string, string>; values: Array<[number, string]> }>;
+
+function rangeSeries(result: RawMatrix): RangeSeries[] {
+  return result.map((r) => ({ metric: r.metric, values: r.values.map(([t, v]) => [t, sampleValue(v)]) }));
+}
+
 export class StartedPrometheusServer {
   constructor(
     readonly process: ManagedProcess,
@@ -189,7 +195,7 @@ export class StartedPrometheusServer {
   }
 
   async queryRange(promql: string, range: RangeQuery): Promise<RangeSeries[]> {
-    const result = await this.api<Array<{ metric: Record<string, string>; values: Array<[number, string]> }>>(
+    const result = await this.api<RawMatrix>(
       "query_range",
       {
         query: promql,
@@ -199,7 +205,12 @@ export class StartedPrometheusServer {
       },
       "matrix",
     );
-    return result.map((r) => ({ metric: r.metric, values: r.values.map(([t, v]) => [t, sampleValue(v)]) }));
+    return rangeSeries(result);
+  }
+
+  /** The raw samples, as stored, of the series `selector` picks in the `seconds` up to now. */
+  async samples(selector: string, seconds: number): Promise<RangeSeries[]> {
+    return rangeSeries(await this.api<RawMatrix>("query", { query: `${selector}[${seconds}s]` }, "matrix"));
   }
 
   /** Polls until the query returns at least one series, and returns them. */

@@ -72,6 +72,24 @@ export function toTimeSeries(registry: Registry, trendStats: string[], timestamp
   return out;
 }
 
+/** One remote-write request (protobuf, snappy); throws unless Prometheus took it. */
+export async function writeSeries(url: string, series: TimeSeries[], userAgent: string): Promise<void> {
+  const res = await request(url, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/x-protobuf",
+      "Content-Encoding": "snappy",
+      "X-Prometheus-Remote-Write-Version": "0.1.0",
+      "User-Agent": userAgent,
+    },
+    body: compress(encodeWriteRequest(series)),
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
+  const text = await res.body.text();
+  if (res.statusCode >= 300) throw new Error(`HTTP ${res.statusCode}: ${text.trim()}`);
+}
+
 export class RemoteWriteOutput {
   private timer: NodeJS.Timeout | undefined;
   private lastTimestamp = 0;
@@ -104,21 +122,7 @@ export class RemoteWriteOutput {
     const series = toTimeSeries(this.registry, this.config.trendStats, timestampMs);
     if (series.length === 0) return;
     try {
-      const res = await request(this.config.url, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/x-protobuf",
-          "Content-Encoding": "snappy",
-          "X-Prometheus-Remote-Write-Version": "0.1.0",
-          "User-Agent": "k6-embedded-runner",
-        },
-        body: compress(encodeWriteRequest(series)),
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-      const text = await res.body.text();
-      if (res.statusCode >= 300)
-        this.warn(`remote write to ${this.config.url}: HTTP ${res.statusCode}: ${text.trim()}`);
+      await writeSeries(this.config.url, series, "k6-embedded-runner");
     } catch (err) {
       this.warn(`remote write to ${this.config.url} failed: ${(err as Error).message}`);
     }

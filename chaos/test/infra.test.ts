@@ -2,6 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { LintDashboard } from "../../grafana/src/lint.js";
+import { panelsWithoutData, queryDashboard } from "../../grafana/src/report/query.js";
+import { suiteDashboards } from "../../grafana/src/report/review.js";
 import { patchedGateway } from "../../harness/src/components/patched-gateway.js";
 import { PrometheusServer } from "../../harness/src/components/prometheus.js";
 import { dataStorageOutage, kubeRestart } from "../experiments/infra.js";
@@ -13,7 +16,8 @@ const failed = (r: ExperimentResult) => r.invariants.filter((c) => !c.ok).map((c
 /**
  * chaos_fault_active as the run's kept TSDB holds it (what the Chaos dashboard shows): one series
  * per fault, a sample at least every 2.5 s (pushed every second, on a busy machine), 1 inside each
- * of the fault's windows (injection to removal), 0 outside them and last.
+ * of the fault's windows (injection to removal), 0 outside them and last; and the Chaos
+ * dashboard over it, every panel with data, a fault-window region for each fault.
  */
 async function expectFaultWindows(result: ExperimentResult, dataDir: string): Promise<void> {
   expect(result.notes.filter((n) => n.startsWith("chaos_fault_active"))).toEqual([]);
@@ -43,6 +47,15 @@ async function expectFaultWindows(result: ExperimentResult, dataDir: string): Pr
       const gaps = samples.slice(1).map(({ ms }, i) => ms - (samples[i]?.ms ?? 0));
       expect(Math.max(...gaps), metric.fault).toBeLessThanOrEqual(2_500);
     }
+    // The Chaos dashboard over the experiment, as the run's review queries it: every panel has
+    // data, and its fault-window annotation finds each fault.
+    const [chaos] = suiteDashboards("chaos") as [LintDashboard];
+    const window = { start: new Date(result.startedAt), end: new Date(result.endedAt ?? Date.now()) };
+    const reviewed = await queryDashboard(prometheus, chaos, window);
+    expect(panelsWithoutData([reviewed])).toEqual([]);
+    expect([...new Set(reviewed.regions.map((r) => r.title))].sort()).toEqual(
+      [...new Set(result.faults.map((f) => f.name))].sort(),
+    );
   } finally {
     await prometheus.stop();
   }

@@ -133,11 +133,21 @@ function timeseries(p, d, body) {
       y: { range: (u, lo, hi) => {
         const th = p.thresholds.map((t) => t.value).filter((v) => v <= Math.max(hi, 0) * 2.5);
         const min = p.min ?? Math.min(0, lo);
-        const max = p.max ?? Math.max(hi, ...th, min + 1e-9) * 1.1;
+        const top = Math.max(hi, ...th);
+        // A flat line (an empty journal) still gets an axis of one unit, not of a billionth.
+        const max = p.max ?? (top > min ? top * 1.1 : min + 1);
         return [min, max];
       } },
     },
-    axes: [{ stroke: "#ccc", grid: { stroke: "#333" } }, { stroke: "#ccc", grid: { stroke: "#333" }, size: 70, values: (u, vals) => vals.map((v) => format(p.unit, v)) }],
+    axes: [
+      { stroke: "#ccc", grid: { stroke: "#333" } },
+      {
+        stroke: "#ccc", grid: { stroke: "#333" }, size: 86,
+        // A yes/no panel has two values: ticks in between would repeat the labels.
+        ...(p.unit && p.unit.startsWith("bool") && { splits: () => [0, 1] }),
+        values: (u, vals) => vals.map((v) => format(p.unit, v)),
+      },
+    ],
     series: [{}, ...series.map((s, i) => ({ label: s.name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, value: (u, v) => format(p.unit, v) }))],
     hooks: { drawClear: [shade], draw: [lines] },
     legend: { live: false },

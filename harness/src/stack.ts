@@ -92,6 +92,7 @@ export class LocalStack {
   private toxiproxy: ReadonlySet<ProxiedLink> | undefined;
   private gatewayMain: string | undefined;
   private gatewayCgroups: string[] = [];
+  private gatewayNodeOptions: string[] = [];
   private crds: string[] = [];
   private prometheusDataDir: string | undefined;
 
@@ -141,6 +142,11 @@ export class LocalStack {
   /** Start the gateway inside these cgroup directories (GatewayProcess.withCgroups). */
   withGatewayCgroups(paths: string[]): this {
     this.gatewayCgroups = paths;
+    return this;
+  }
+  /** Options of the gateway's node process (GatewayProcess.withNodeOptions). */
+  withGatewayNodeOptions(options: string[]): this {
+    this.gatewayNodeOptions = [...this.gatewayNodeOptions, ...options];
     return this;
   }
 
@@ -224,6 +230,7 @@ export class LocalStack {
         process.withConfig(this.gatewayConfig);
         if (this.gatewayMain) process.withMain(this.gatewayMain);
         if (this.gatewayCgroups.length) process.withCgroups(this.gatewayCgroups);
+        if (this.gatewayNodeOptions.length) process.withNodeOptions(this.gatewayNodeOptions);
         gateway = track(await process.start());
         if (deps) {
           const ingress = this.toxiproxy?.has("ingress")

@@ -1,13 +1,18 @@
 // Benchmark of the gateway's duplicate path against a raw floor (floor-server.ts: fastify + one
 // Redis HINCRBY on the same Redis), at the same open-model arrival rates, in one run. Floor and
 // gateway alternate at each rate so the noise of a shared machine falls on both.
-// Writes results/bench/<run-id>/{bench.json,bench.md} and points results/bench/latest at it.
-//   npx tsx load/bench/duplicate-path.ts [--rates 200,500,1000] [--duration 15s]
+// Then, unmeasured, CPU profiles of the gateway (over its inspector, only while the load runs) on
+// the duplicate path at the top rate and on the creation path (every alert new), summed per
+// stage of the request path (stages.ts).
+// Writes results/bench/<run-id>/{bench.json,bench.md,profiles/*.cpuprofile} and points
+// results/bench/latest at it.
+//   npx tsx load/bench/duplicate-path.ts [--rates 200,500,1000] [--duration 15s] [--create-rate 100]
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { StartedRedisServer } from "../../harness/src/components/redis.js";
+import { type CpuProfile, Inspector, stageTimes } from "../../harness/src/cpu-profile.js";
 import { repoRoot } from "../../harness/src/paths.js";
 import { eventually } from "../../harness/src/poll.js";
 import { freePort } from "../../harness/src/ports.js";
@@ -17,7 +22,16 @@ import { LocalStack } from "../../harness/src/stack.js";
 import { ManagedProcess } from "../../harness/src/supervisor.js";
 import type { SummaryData } from "../lib/k6-summary.ts";
 import { BENCH_ALERT_BODY, BENCH_NAMESPACE } from "./alert.ts";
-import { type BenchResult, type BenchRun, compare, markdown, type Process, type Server } from "./report.js";
+import {
+  type BenchResult,
+  type BenchRun,
+  compare,
+  markdown,
+  type Process,
+  type ProfileRun,
+  type Server,
+} from "./report.js";
+import { GATEWAY_STAGES } from "./stages.ts";
 
 const SIGNAL_PATH = "/api/v1/signals/prometheus";
 const SCRIPT = join(repoRoot, "load", "bench", "duplicate.ts");
@@ -30,7 +44,7 @@ const LOAD_FINISHED = "bench: load finished";
 const IDLE_CORES = 0.05;
 const SETTLE_TIMEOUT_MS = 15_000;
 
-const USAGE = "usage: duplicate-path.ts [--rates 200,500,1000] [--duration 15s]";
+const USAGE = "usage: duplicate-path.ts [--rates 200,500,1000] [--duration 15s] [--create-rate 100]";
 
 class UsageError extends Error {}
 
@@ -38,16 +52,23 @@ interface Settings {
   rates: number[];
   duration: string;
   durationSeconds: number;
+  /** Arrival rate of the creation-path profile: every alert a first sighting. */
+  createRate: number;
 }
 
 function parseArgs(argv: string[]): Settings {
-  const settings: Settings = { rates: [200, 500, 1000], duration: "15s", durationSeconds: 15 };
+  const settings: Settings = { rates: [200, 500, 1000], duration: "15s", durationSeconds: 15, createRate: 100 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
-    if (flag !== "--rates" && flag !== "--duration") throw new UsageError(`unknown flag '${flag}'`);
+    if (flag !== "--rates" && flag !== "--duration" && flag !== "--create-rate")
+      throw new UsageError(`unknown flag '${flag}'`);
     if (value === undefined || value === "") throw new UsageError(`${flag}: missing value`);
-    if (flag === "--rates") {
+    if (flag === "--create-rate") {
+      if (!/^[1-9]\d{0,3}$/.test(value))
+        throw new UsageError(`--create-rate: must be a whole number of alerts per second, 1..9999 (got: ${value})`);
+      settings.createRate = Number(value);
+    } else if (flag === "--rates") {
       if (!/^[1-9]\d{0,4}(,[1-9]\d{0,4})*$/.test(value)) {
         throw new UsageError(`--rates: must be positive whole numbers below 100000, comma-separated (got: ${value})`);
       }
@@ -109,6 +130,7 @@ function runLoad(
   settings: Settings,
   resultsDir: string,
   pids: { server: number; redis: number },
+  extraEnv: Record<string, string> = {},
 ): Promise<LoadRun> {
   mkdirSync(resultsDir, { recursive: true });
   const loadAverage1m = loadavg()[0] ?? 0;
@@ -118,6 +140,7 @@ function runLoad(
     RATE: String(rate),
     DURATION: settings.duration,
     RESULTS_DIR: resultsDir,
+    ...extraEnv,
   };
   const args = ["--import", "tsx", RUNNER, "run", SCRIPT, "--tag", `testid=bench-${server}-${rate}`];
   for (const [k, v] of Object.entries(env)) args.push("-e", `${k}=${v}`);
@@ -150,6 +173,28 @@ function runLoad(
       });
     });
   });
+}
+
+function profileRun(
+  path: ProfileRun["path"],
+  rate: number,
+  run: LoadRun,
+  profile: CpuProfile,
+  file: string,
+): ProfileRun {
+  const requests = run.summary.metrics.http_reqs?.values.count ?? 0;
+  const stages = stageTimes(profile, GATEWAY_STAGES);
+  const busyMs = stages.reduce((sum, s) => sum + s.ms, 0);
+  const perRequest = (ms: number) => (requests > 0 ? (ms * 1000) / requests : 0);
+  return {
+    path,
+    targetRate: rate,
+    requests,
+    unexpected: run.summary.metrics.http_req_failed?.values.passes ?? 0,
+    file,
+    busyUsPerRequest: perRequest(busyMs),
+    stages: stages.map((s) => ({ ...s, usPerRequest: perRequest(s.ms) })),
+  };
 }
 
 function benchRun(server: Server, rate: number, settings: Settings, run: LoadRun): BenchRun {
@@ -194,12 +239,16 @@ async function main(): Promise<void> {
   const loadAverage1m = loadavg()[0] ?? 0;
   process.stdout.write(`bench ${runId}: starting the local stack and the floor server\n`);
 
+  // The inspector listens from the start, and is attached only for the profiles, after the measured runs.
+  const inspectPort = await freePort();
   const stack = await new LocalStack()
     .withNamespaces({ [BENCH_NAMESPACE]: { environment: "production" } })
     .withGatewayConfig({ rateLimit: { enabled: false } })
+    .withGatewayNodeOptions([`--inspect=127.0.0.1:${inspectPort}`])
     .start();
   const notes: string[] = [];
   const runs: BenchRun[] = [];
+  const profiles: ProfileRun[] = [];
   let floor: ManagedProcess | undefined;
   try {
     const { redis, gateway } = stack;
@@ -236,6 +285,34 @@ async function main(): Promise<void> {
         runs.push(benchRun(server, rate, settings, run));
       }
     }
+    const inspector = await Inspector.connect(inspectPort);
+    try {
+      const paths = [
+        { path: "duplicate", rate: Math.max(...settings.rates), env: {} },
+        { path: "creation", rate: settings.createRate, env: { NEW_FINGERPRINTS: "true" } },
+      ] as const;
+      for (const { path, rate, env } of paths) {
+        await settle({ gateway: servers.gateway.pid }, notes, `the ${path}-path profile`);
+        process.stdout.write(`  gateway CPU profile, ${path} path at ${rate}/s for ${settings.duration}...\n`);
+        const { result, profile } = await inspector.profile(() =>
+          runLoad(
+            "gateway",
+            servers.gateway.url,
+            rate,
+            settings,
+            join(dir, "k6", `profile-${path}-${rate}`),
+            { server: servers.gateway.pid, redis: redisPid },
+            env,
+          ),
+        );
+        const file = join("profiles", `gateway-${path}-${rate}.cpuprofile`);
+        mkdirSync(join(dir, "profiles"), { recursive: true });
+        writeFileSync(join(dir, file), JSON.stringify(profile));
+        profiles.push(profileRun(path, rate, result, profile, file));
+      }
+    } finally {
+      inspector.close();
+    }
   } finally {
     await floor?.stop();
     await stack.stop();
@@ -249,6 +326,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, loadAverage1m },
     runs,
     comparisons: compare(runs),
+    profiles,
     notes,
   };
   const report = markdown(result);

@@ -35,6 +35,20 @@ export interface Comparison {
   cpuRatio: number;
 }
 
+/** An unmeasured run with the gateway's CPU profile: where its CPU time went, per stage. */
+export interface ProfileRun {
+  path: "duplicate" | "creation";
+  targetRate: number;
+  requests: number;
+  /** Answers other than the path's own (202 for duplicates, 201 for creations). */
+  unexpected: number;
+  /** The .cpuprofile, relative to the run folder (Chrome DevTools, speedscope). */
+  file: string;
+  /** Sampled busy CPU per request (idle left out); the profiler's own cost is in it. */
+  busyUsPerRequest: number;
+  stages: Array<{ stage: string; ms: number; share: number; usPerRequest: number }>;
+}
+
 export interface BenchResult {
   runId: string;
   startedAt: string;
@@ -43,6 +57,7 @@ export interface BenchResult {
   machine: { cpus: number; loadAverage1m: number };
   runs: BenchRun[];
   comparisons: Comparison[];
+  profiles: ProfileRun[];
   notes: string[];
 }
 
@@ -89,6 +104,31 @@ const RUN_COLUMNS: [string, (r: BenchRun) => string | number][] = [
   ["redis CPU", (r) => cpu(r.cpu.redis.perThousand)],
 ];
 
+/** Stages as rows, one pair of columns (µs per request, share) per profiled path. */
+function profileTable(profiles: ProfileRun[]): string[] {
+  if (profiles.length === 0) return [];
+  const stages = profiles[0]?.stages.map((s) => s.stage) ?? [];
+  const cell = (p: ProfileRun, stage: string) => {
+    const s = p.stages.find((x) => x.stage === stage);
+    return s ? `${s.usPerRequest.toFixed(1)} (${(s.share * 100).toFixed(1)} %)` : "-";
+  };
+  return [
+    "## Where the gateway's CPU goes (CPU profiles, not the measured runs above)",
+    "",
+    ...profiles.map(
+      (p) =>
+        `- ${p.path} path at ${p.targetRate}/s: ${p.requests} requests (${p.unexpected} unexpected answers), ${p.busyUsPerRequest.toFixed(1)} µs busy CPU per request sampled; profile [${p.file}](${p.file})`,
+    ),
+    "",
+    'Per stage, µs of CPU per request (share of the busy time): a sample counts for the innermost frame of a known stage; "other" is node\'s own event loop, streams and sockets.',
+    "",
+    row(["stage", ...profiles.map((p) => `${p.path} at ${p.targetRate}/s`)]),
+    row(Array(profiles.length + 1).fill("---")),
+    ...stages.map((stage) => row([stage, ...profiles.map((p) => cell(p, stage))])),
+    "",
+  ];
+}
+
 export function markdown(result: BenchResult): string {
   const lines = [
     `# Duplicate path: gateway vs raw floor (${result.runId})`,
@@ -106,6 +146,7 @@ export function markdown(result: BenchResult): string {
     row(Array(4).fill("---")),
     ...result.comparisons.map((c) => row([c.targetRate, x(c.p50Ratio), x(c.p99Ratio), x(c.cpuRatio)])),
     "",
+    ...profileTable(result.profiles),
     ...(result.notes.length > 0 ? ["Notes:", ...result.notes.map((n) => `- ${n}`), ""] : []),
   ];
   return lines.join("\n");

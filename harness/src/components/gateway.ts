@@ -80,6 +80,7 @@ export class GatewayProcess {
   private stopTimeoutMs = 90_000;
   private main = MAIN;
   private cgroups: string[] = [];
+  private nodeOptions: string[] = [];
 
   /** A partial configuration (YAML structure, e.g. `{ processing: { deduplication: { ttl: "30s" } } }`), merged. */
   withConfig(partial: ConfigTree): this {
@@ -104,6 +105,12 @@ export class GatewayProcess {
    */
   withCgroups(paths: string[]): this {
     this.cgroups = paths;
+    return this;
+  }
+
+  /** Options of the node process itself, e.g. `--inspect=127.0.0.1:9229` for the bench's CPU profiles. */
+  withNodeOptions(options: string[]): this {
+    this.nodeOptions = [...this.nodeOptions, ...options];
     return this;
   }
 
@@ -134,7 +141,7 @@ export class GatewayProcess {
     const url = `http://${listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:")}`;
     const configPath = join(dir, "gateway.yaml");
     writeFileSync(configPath, stringify(config));
-    const node = [process.execPath, "--import", "tsx", this.main, "--config", configPath];
+    const node = [process.execPath, ...this.nodeOptions, "--import", "tsx", this.main, "--config", configPath];
     // The shell joins the cgroups, then becomes the gateway (same pid, same process group).
     const joinCgroups =
       'IFS=:; for g in $GATEWAY_CGROUPS; do echo $$ > "$g/cgroup.procs" || exit 97; done; unset IFS; exec "$@"';
